@@ -1,0 +1,78 @@
+import pg from 'pg';
+import type { Db } from './client.ts';
+
+/** PostgreSQL schema, numbered; each step runs once, inside a transaction, under an advisory lock. */
+const MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'api keys',
+    sql: `
+      CREATE TABLE api_keys (
+        id bigserial PRIMARY KEY,
+        namespace text NOT NULL,
+        -- sha256 of the whole key: keys are 256-bit random, so a fast hash is enough and a leak of
+        -- this table reveals no usable key.
+        key_hash bytea NOT NULL UNIQUE,
+        key_prefix text NOT NULL,
+        description text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz
+      );
+      CREATE INDEX api_keys_namespace ON api_keys (namespace);`,
+  },
+];
+
+const LOCK_ID = 4_207_713; // any constant: serialises concurrent `meterline migrate` runs
+
+export async function migratePostgres(db: Db): Promise<number[]> {
+  const client = await db.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [LOCK_ID]);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+         version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const applied = new Set(rows.map((r) => r.version));
+    const ran: number[] = [];
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(migration.sql);
+        await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+          migration.version,
+          migration.name,
+        ]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      }
+      ran.push(migration.version);
+    }
+    return ran;
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [LOCK_ID]).catch(() => undefined);
+    client.release();
+  }
+}
+
+/** Creates the database named in the URL when missing (Postgres cannot CREATE DATABASE IF NOT EXISTS). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`unsupported database name: ${name}`);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const db = new pg.Pool({ connectionString: admin.toString(), max: 1 });
+  try {
+    const { rowCount } = await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount)
+      await db.query(`CREATE DATABASE ${name}`).catch((err) => {
+        if (err.code !== '42P04') throw err; // created concurrently
+      });
+  } finally {
+    await db.end();
+  }
+}

@@ -1,0 +1,160 @@
+import {
+  type Admin,
+  type Consumer,
+  type Kafka,
+  Kafka as KafkaClient,
+  logLevel,
+  type Producer,
+} from 'kafkajs';
+import type { Logger } from 'pino';
+import type { EventLog, LogMessage, SubscribeOptions, Subscription } from './event-log.ts';
+
+export type KafkaLogOptions = { brokers: string[]; topic: string; clientId: string; partitions: number };
+
+/**
+ * Kafka transport. The producer is idempotent with acks from all in-sync replicas; messages are
+ * keyed by event identity, so copies of one event share a partition and so a sink consumer.
+ * Offsets are committed by hand, after the handler (the ClickHouse insert) resolved.
+ */
+export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventLog {
+  const kafka: Kafka = new KafkaClient({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry) => logger.warn({ kafka: entry.log }, entry.log.message),
+  });
+  let producer: Promise<Producer> | undefined;
+  let admin: Promise<Admin> | undefined;
+  const consumers = new Set<Consumer>();
+
+  const getProducer = () => {
+    producer ??= (async () => {
+      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      await p.connect();
+      return p;
+    })().catch((err) => {
+      producer = undefined;
+      throw err;
+    });
+    return producer;
+  };
+  const getAdmin = () => {
+    admin ??= (async () => {
+      const a = kafka.admin();
+      await a.connect();
+      return a;
+    })().catch((err) => {
+      admin = undefined;
+      throw err;
+    });
+    return admin;
+  };
+
+  return {
+    kind: 'kafka',
+
+    async setup() {
+      const a = await getAdmin();
+      const existing = await a.listTopics();
+      if (!existing.includes(options.topic)) {
+        await a.createTopics({ topics: [{ topic: options.topic, numPartitions: options.partitions }] });
+      }
+    },
+
+    async publish(messages: readonly LogMessage[]) {
+      if (messages.length === 0) return;
+      const p = await getProducer();
+      await p.send({
+        topic: options.topic,
+        acks: -1,
+        messages: messages.map((m) => ({ key: m.key, value: m.value })),
+      });
+    },
+
+    async subscribe(opts: SubscribeOptions, handle): Promise<Subscription> {
+      const consumer = kafka.consumer({
+        groupId: opts.group,
+        maxWaitTimeInMs: opts.maxWaitMs,
+        allowAutoTopicCreation: false,
+      });
+      consumers.add(consumer);
+      await consumer.connect();
+      await consumer.subscribe({ topic: options.topic, fromBeginning: true });
+      let resolveDone: () => void = () => undefined;
+      let rejectDone: (err: unknown) => void = () => undefined;
+      const done = new Promise<void>((resolve, reject) => {
+        resolveDone = resolve;
+        rejectDone = reject;
+      });
+      consumer.on(consumer.events.CRASH, (event) => {
+        if (!event.payload.restart) rejectDone(event.payload.error);
+      });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+          for (let start = 0; start < batch.messages.length; start += opts.maxBatchSize) {
+            if (!isRunning() || isStale()) return;
+            const slice = batch.messages.slice(start, start + opts.maxBatchSize);
+            await handle(
+              slice.map((m) => ({
+                key: m.key?.toString('utf8') ?? '',
+                value: m.value?.toString('utf8') ?? '',
+                position: `${batch.partition}:${m.offset}`,
+              })),
+            );
+            const last = slice[slice.length - 1];
+            if (!last) continue;
+            await consumer.commitOffsets([
+              {
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: (BigInt(last.offset) + 1n).toString(),
+              },
+            ]);
+            await heartbeat();
+          }
+        },
+      });
+      return {
+        done,
+        async stop() {
+          await consumer.disconnect();
+          consumers.delete(consumer);
+          resolveDone();
+        },
+      };
+    },
+
+    async lag(group: string) {
+      const a = await getAdmin();
+      const [committed, latest] = await Promise.all([
+        a.fetchOffsets({ groupId: group, topics: [options.topic] }),
+        a.fetchTopicOffsets(options.topic),
+      ]);
+      const byPartition = new Map(
+        (committed[0]?.partitions ?? []).map((p) => [
+          p.partition,
+          BigInt(p.offset === '-1' ? '0' : p.offset),
+        ]),
+      );
+      let lag = 0n;
+      for (const p of latest) {
+        const start = byPartition.get(p.partition) ?? BigInt(p.low);
+        lag += BigInt(p.high) - (start > BigInt(p.low) ? start : BigInt(p.low));
+      }
+      return Number(lag);
+    },
+
+    async ping() {
+      const a = await getAdmin();
+      await a.fetchTopicMetadata({ topics: [options.topic] });
+    },
+
+    async close() {
+      for (const c of consumers) await c.disconnect().catch(() => undefined);
+      await (await producer?.catch(() => undefined))?.disconnect();
+      await (await admin?.catch(() => undefined))?.disconnect();
+    },
+  };
+}

@@ -1,0 +1,225 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { AppError } from '../lib/errors.ts';
+import { sleep } from '../lib/time.ts';
+import type { EventLog, LogMessage, LogRecord, SubscribeOptions, Subscription } from './event-log.ts';
+
+export type RedisStreamsOptions = {
+  stream: string;
+  /** Publishing fails with 503 past this many entries rather than trimming unacknowledged ones. */
+  maxLength: number;
+  /** Pending entries idle this long belonged to a dead consumer and are claimed. */
+  claimIdleMs: number;
+};
+
+type StreamEntry = [id: string, fields: string[] | null];
+
+/** Stream ids are "ms-seq"; compared as numbers, never as strings. */
+function parseId(id: string): [bigint, bigint] {
+  const [ms, seq] = id.split('-');
+  return [BigInt(ms ?? '0'), BigInt(seq ?? '0')];
+}
+function compareIds(a: string, b: string): number {
+  const [am, as] = parseId(a);
+  const [bm, bs] = parseId(b);
+  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
+}
+function nextId(id: string): string {
+  const [ms, seq] = parseId(id);
+  return `${ms}-${seq + 1n}`;
+}
+
+function toRecords(entries: StreamEntry[]): { records: LogRecord[]; missing: string[] } {
+  const records: LogRecord[] = [];
+  const missing: string[] = [];
+  for (const [id, fields] of entries) {
+    if (!fields) {
+      missing.push(id);
+      continue;
+    }
+    const map = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
+    records.push({ position: id, key: map.get('k') ?? '', value: map.get('v') ?? '' });
+  }
+  return { records, missing };
+}
+
+/** XINFO replies are flat [name, value, ...] lists. */
+function pairs(flat: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
+  return out;
+}
+
+export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions, logger: Logger): EventLog {
+  const { stream } = options;
+
+  async function groups(): Promise<Record<string, unknown>[]> {
+    try {
+      const reply = (await redis.xinfo('GROUPS', stream)) as unknown[][];
+      return reply.map(pairs);
+    } catch (err) {
+      if (String(err).includes('no such key')) return [];
+      throw err;
+    }
+  }
+
+  /** Removes only entries every group has acknowledged: below each group's oldest pending entry. */
+  async function trimAcknowledged(): Promise<void> {
+    const all = await groups();
+    if (all.length === 0) return;
+    let safe: string | undefined;
+    for (const group of all) {
+      let groupSafe = nextId(String(group['last-delivered-id']));
+      if (Number(group.pending) > 0) {
+        const [, smallest] = (await redis.xpending(stream, String(group.name))) as [number, string | null];
+        if (smallest) groupSafe = smallest;
+      }
+      if (safe === undefined || compareIds(groupSafe, safe) < 0) safe = groupSafe;
+    }
+    if (safe) await redis.xtrim(stream, 'MINID', safe);
+  }
+
+  async function ensureGroup(group: string): Promise<void> {
+    try {
+      // From the start of the stream: a new sink group must store every event still in the log.
+      await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+    } catch (err) {
+      if (!String(err).includes('BUSYGROUP')) throw err;
+    }
+  }
+
+  return {
+    kind: 'redis',
+
+    async setup() {},
+
+    async publish(messages: readonly LogMessage[]) {
+      if (messages.length === 0) return;
+      let length = await redis.xlen(stream);
+      if (length + messages.length > options.maxLength) {
+        await trimAcknowledged();
+        length = await redis.xlen(stream);
+        if (length + messages.length > options.maxLength) {
+          throw new AppError(
+            'ML_ERR_EVENTLOG_FULL',
+            'the event log is full; the sink is behind, retry later',
+          );
+        }
+      }
+      // MULTI/EXEC: the request's events enter the stream together or not at all.
+      const tx = redis.multi();
+      for (const message of messages) tx.xadd(stream, '*', 'k', message.key, 'v', message.value);
+      const results = await tx.exec();
+      const failed = results?.find(([err]) => err);
+      if (!results || failed) throw failed?.[0] ?? new Error('redis transaction aborted');
+    },
+
+    async subscribe(opts: SubscribeOptions, handle): Promise<Subscription> {
+      await ensureGroup(opts.group);
+      const reader = redis.duplicate(); // blocking reads need their own connection
+      let stopping = false;
+      let lastClaimAt = 0;
+      let lastTrimAt = 0;
+
+      const read = async (id: string, count: number, blockMs?: number) => {
+        const args: (string | number)[] = ['GROUP', opts.group, opts.consumer, 'COUNT', count];
+        if (blockMs !== undefined) args.push('BLOCK', Math.max(1, blockMs));
+        const reply = (await reader.call('XREADGROUP', ...args, 'STREAMS', stream, id)) as
+          | [string, StreamEntry[]][]
+          | null;
+        return reply?.[0]?.[1] ?? [];
+      };
+
+      // Entries a dead consumer of the group left unacknowledged for claimIdleMs.
+      const claimAbandoned = async (): Promise<StreamEntry[]> => {
+        const reply = (await redis.call(
+          'XAUTOCLAIM',
+          stream,
+          opts.group,
+          opts.consumer,
+          options.claimIdleMs,
+          '0-0',
+          'COUNT',
+          opts.maxBatchSize,
+        )) as [string, StreamEntry[]];
+        return reply[1];
+      };
+
+      // New entries, gathered until the batch is full or maxWaitMs passed since the first arrived.
+      const readNew = async (): Promise<StreamEntry[]> => {
+        const entries = await read('>', opts.maxBatchSize, opts.maxWaitMs);
+        const deadline = Date.now() + opts.maxWaitMs;
+        while (entries.length > 0 && entries.length < opts.maxBatchSize && !stopping) {
+          const remaining = deadline - Date.now();
+          if (remaining <= 0) break;
+          const more = await read('>', opts.maxBatchSize - entries.length, remaining);
+          if (more.length === 0) break;
+          entries.push(...more);
+        }
+        return entries;
+      };
+
+      const loop = async () => {
+        // After a restart, first finish what this consumer had been given but not acknowledged.
+        let ownPending = true;
+        let failures = 0;
+        while (!stopping) {
+          let entries: StreamEntry[] = [];
+          if (ownPending) {
+            entries = await read('0', opts.maxBatchSize);
+            if (entries.length === 0) ownPending = false;
+          }
+          if (entries.length === 0 && Date.now() - lastClaimAt >= options.claimIdleMs / 2) {
+            lastClaimAt = Date.now();
+            entries = await claimAbandoned();
+          }
+          if (entries.length === 0) entries = await readNew();
+          if (entries.length === 0) continue;
+          const { records, missing } = toRecords(entries);
+          try {
+            if (records.length > 0) await handle(records);
+            failures = 0;
+          } catch (err) {
+            failures += 1;
+            logger.warn({ err, records: records.length }, 'batch failed; it stays pending and is retried');
+            ownPending = true;
+            await sleep(Math.min(100 * 2 ** failures, 5_000));
+            continue;
+          }
+          await redis.xack(stream, opts.group, ...entries.map(([id]) => id), ...missing);
+          if (Date.now() - lastTrimAt > 1_000) {
+            lastTrimAt = Date.now();
+            await trimAcknowledged();
+          }
+        }
+      };
+
+      const done = loop().finally(() => reader.disconnect());
+      return {
+        done,
+        async stop() {
+          stopping = true;
+          await done.catch(() => undefined);
+        },
+      };
+    },
+
+    async lag(group: string) {
+      const info = (await groups()).find((g) => g.name === group);
+      if (!info) return redis.xlen(stream);
+      // `lag` is null when Redis cannot tell (after deletions); the stream length bounds it.
+      const undelivered =
+        info.lag === null || info.lag === undefined ? await redis.xlen(stream) : Number(info.lag);
+      return undelivered + Number(info.pending);
+    },
+
+    async ping() {
+      await redis.ping();
+    },
+
+    async close() {
+      await redis.quit().catch(() => undefined);
+    },
+  };
+}

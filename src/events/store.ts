@@ -1,0 +1,153 @@
+import type { ClickHouse } from '../clickhouse/client.ts';
+import { identifier, join, type Sql, sql } from '../clickhouse/sql.ts';
+import { flattenData, type LogEvent } from './event.ts';
+
+/** ClickHouse access for stored events and dead letters: the source of truth for usage. */
+export type EventStore = ReturnType<typeof createEventStore>;
+
+export type StoredEvent = LogEvent & { storedAt: number };
+
+export type DeadLetter = { namespace: string; reason: string; position: string; payload: string };
+
+export type ListEventsFilter = {
+  namespace: string;
+  from: number;
+  to: number;
+  ingestedFrom?: number;
+  ingestedTo?: number;
+  subject?: string;
+  type?: string;
+  id?: string;
+  limit: number;
+};
+
+type EventRow = {
+  id: string;
+  source: string;
+  type: string;
+  subject: string;
+  time_ms: string;
+  datacontenttype: string;
+  dataschema: string;
+  data: string;
+  ingested_at_ms: string;
+  stored_at_ms: string;
+};
+
+export function toEventRow(event: LogEvent, storedAt: number) {
+  const flat = flattenData(event.data);
+  return {
+    namespace: event.namespace,
+    id: event.id,
+    source: event.source,
+    type: event.type,
+    subject: event.subject,
+    time: Math.floor(event.time / 1000),
+    time_ms: event.time,
+    ingested_at_ms: event.ingestedAt,
+    stored_at_ms: storedAt,
+    datacontenttype: event.datacontenttype ?? '',
+    dataschema: event.dataschema ?? '',
+    data: event.data === null ? '' : JSON.stringify(event.data),
+    data_paths: flat.paths,
+    data_values: flat.values,
+    data_kinds: flat.kinds,
+    data_numbers: flat.numbers,
+  };
+}
+
+const MAX_DATETIME = 4_294_967_295; // DateTime is 32-bit unsigned seconds
+
+/** Seconds for a DateTime bound, clamped: out-of-range values wrap around in ClickHouse. */
+function toSeconds(ms: number): number {
+  return Math.min(Math.max(Math.floor(ms / 1000), 0), MAX_DATETIME);
+}
+
+function fromDbEvent(namespace: string, row: EventRow): StoredEvent {
+  return {
+    namespace,
+    id: row.id,
+    source: row.source,
+    type: row.type,
+    subject: row.subject,
+    time: Number(row.time_ms),
+    datacontenttype: row.datacontenttype || null,
+    dataschema: row.dataschema || null,
+    data: row.data ? JSON.parse(row.data) : null,
+    ingestedAt: Number(row.ingested_at_ms),
+    storedAt: Number(row.stored_at_ms),
+  };
+}
+
+export function createEventStore(ch: ClickHouse) {
+  const db = identifier(ch.database);
+  return {
+    /** One INSERT: ClickHouse writes the block and, through the view, its keys. */
+    async insertEvents(events: readonly LogEvent[], storedAt = Date.now()): Promise<void> {
+      await ch.insert(
+        'events',
+        events.map((event) => toEventRow(event, storedAt)),
+      );
+    },
+
+    /** The subset of the given identities that is already stored. */
+    async existingKeys(events: readonly Pick<LogEvent, 'namespace' | 'source' | 'id'>[]) {
+      if (events.length === 0) return [];
+      const tuples = events.map((e) => [e.namespace, e.source, e.id]);
+      return ch.query<{ namespace: string; source: string; id: string }>(
+        sql`SELECT DISTINCT namespace, source, id FROM ${db}.event_keys WHERE (namespace, source, id) IN ${tuples}`,
+      );
+    },
+
+    async listEvents(filter: ListEventsFilter): Promise<StoredEvent[]> {
+      const where: Sql[] = [
+        sql`namespace = ${filter.namespace}`,
+        // The seconds column narrows by primary key; the milliseconds column makes the bound exact.
+        sql`time >= toDateTime(${toSeconds(filter.from)}, 'UTC')`,
+        sql`time <= toDateTime(${toSeconds(filter.to)}, 'UTC')`,
+        sql`time_ms >= ${filter.from}`,
+        sql`time_ms <= ${filter.to}`,
+      ];
+      if (filter.ingestedFrom !== undefined) where.push(sql`ingested_at_ms >= ${filter.ingestedFrom}`);
+      if (filter.ingestedTo !== undefined) where.push(sql`ingested_at_ms <= ${filter.ingestedTo}`);
+      if (filter.subject !== undefined) where.push(sql`position(subject, ${filter.subject}) > 0`);
+      if (filter.type !== undefined) where.push(sql`type = ${filter.type}`);
+      if (filter.id !== undefined) where.push(sql`position(id, ${filter.id}) > 0`);
+      const rows = await ch.query<EventRow>(
+        sql`SELECT id, source, type, subject, time_ms, datacontenttype, dataschema, data, ingested_at_ms, stored_at_ms
+            FROM ${db}.events FINAL
+            WHERE ${join(where, ' AND ')}
+            ORDER BY time_ms DESC, ingested_at_ms DESC, source, id
+            LIMIT ${filter.limit}`,
+      );
+      return rows.map((row) => fromDbEvent(filter.namespace, row));
+    },
+
+    /** Exact count of distinct stored events of a namespace (FINAL collapses redelivered copies). */
+    async countEvents(namespace: string): Promise<number> {
+      const [row] = await ch.query<{ n: string }>(
+        sql`SELECT count() AS n FROM ${db}.events FINAL WHERE namespace = ${namespace}`,
+      );
+      return Number(row?.n ?? 0);
+    },
+
+    async insertDeadLetters(letters: readonly DeadLetter[], receivedAt = Date.now()): Promise<void> {
+      await ch.insert(
+        'dead_letters',
+        letters.map((letter) => ({
+          ...letter,
+          received_at_ms: receivedAt,
+          received_at: Math.floor(receivedAt / 1000),
+        })),
+      );
+    },
+
+    async listDeadLetters(namespace: string, limit: number) {
+      const rows = await ch.query<DeadLetter & { received_at_ms: string }>(
+        sql`SELECT namespace, reason, position, payload, received_at_ms FROM ${db}.dead_letters
+            WHERE namespace = ${namespace} ORDER BY received_at_ms DESC LIMIT ${limit}`,
+      );
+      return rows.map(({ received_at_ms, ...letter }) => ({ ...letter, receivedAt: Number(received_at_ms) }));
+    },
+  };
+}

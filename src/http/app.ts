@@ -1,0 +1,66 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import { eventRoutes } from '../events/routes.ts';
+import type { EventStore } from '../events/store.ts';
+import { ingestRoutes } from '../ingest/routes.ts';
+import type { IngestService } from '../ingest/service.ts';
+import type { KeyService } from '../keys/service.ts';
+import { AppError } from '../lib/errors.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { opsRoutes, type ReadinessCheck } from '../ops/routes.ts';
+import { requireApiKey } from './auth.ts';
+import { problemHandler } from './errors.ts';
+
+export type AppDeps = {
+  logger: Logger;
+  metrics: Metrics;
+  keys: KeyService;
+  ingest: IngestService;
+  events: EventStore;
+  checks: ReadinessCheck[];
+  beforeScrape?: () => Promise<void>;
+  maxBodyBytes: number;
+};
+
+/** Builds the HTTP app without listening, so tests can `inject` into it. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.maxBodyBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(problemHandler);
+  app.setNotFoundHandler((request) => {
+    throw new AppError('ML_ERR_HTTP_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Meterline API', version: '1', description: 'OpenMeter v1 compatible usage metering' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  await app.register(
+    opsRoutes({ metrics: deps.metrics, checks: deps.checks, beforeScrape: deps.beforeScrape }),
+  );
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(async (api) => {
+    requireApiKey(api, deps.keys);
+    await api.register(ingestRoutes(deps.ingest, { maxBodyBytes: deps.maxBodyBytes }));
+    await api.register(eventRoutes(deps.events));
+  });
+  return app;
+}

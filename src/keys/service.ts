@@ -1,0 +1,45 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../db/client.ts';
+import { createKeyStore } from './store.ts';
+
+export type KeyService = ReturnType<typeof createKeyService>;
+
+export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest();
+
+/** API keys: shown once at creation, stored only as a hash, each bound to one namespace. */
+export function createKeyService(db: Db, options: { cacheTtlMs?: number } = {}) {
+  const store = createKeyStore(db);
+  const ttl = options.cacheTtlMs ?? 10_000;
+  // Ingest authenticates every request; a short cache spares PostgreSQL a round trip each time.
+  const cache = new Map<string, { namespace: string | null; until: number }>();
+
+  return {
+    async create(namespace: string, description = '') {
+      if (!NAMESPACE_PATTERN.test(namespace)) {
+        throw new Error('namespace: lowercase letters, digits, - and _, at most 63 characters');
+      }
+      const key = `ml_${randomBytes(32).toString('base64url')}`;
+      const row = await store.insert({
+        namespace,
+        hash: hashKey(key),
+        prefix: key.slice(0, 10),
+        description,
+      });
+      return { key, id: row.id, namespace: row.namespace, prefix: row.key_prefix };
+    },
+
+    /** The key's namespace, or null when the key is unknown or revoked. */
+    async authenticate(key: string): Promise<string | null> {
+      const hash = hashKey(key);
+      const cacheKey = hash.toString('base64');
+      const hit = cache.get(cacheKey);
+      if (hit && hit.until > Date.now()) return hit.namespace;
+      const namespace = (await store.findActiveByHash(hash))?.namespace ?? null;
+      if (cache.size > 10_000) cache.clear();
+      cache.set(cacheKey, { namespace, until: Date.now() + ttl });
+      return namespace;
+    },
+  };
+}

@@ -1,0 +1,163 @@
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { createClickHouse } from './clickhouse/client.ts';
+import { migrateClickHouse } from './clickhouse/migrations.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
+import { createDb } from './db/client.ts';
+import { ensureDatabase, migratePostgres } from './db/migrations.ts';
+import { createEventLog } from './eventlog/index.ts';
+import { createEventStore } from './events/store.ts';
+import { buildApp } from './http/app.ts';
+import { createIngestService } from './ingest/service.ts';
+import { createKeyService } from './keys/service.ts';
+import { createMetrics } from './ops/metrics.ts';
+import { createSink } from './sink/service.ts';
+
+const USAGE = `usage: meterline <command>
+  api | sink | worker | all   run one role, or every role in one process
+  migrate                     create or upgrade the ClickHouse and PostgreSQL schemas
+  keys create --namespace N [--description D]   print a new API key (shown once)`;
+
+type Role = 'api' | 'sink' | 'worker';
+
+/** Composition root: the only place that reads configuration and builds clients. */
+async function run(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const config = loadConfig();
+  const logger = pino({ level: config.log.level, base: { service: 'meterline' } });
+
+  if (command === 'migrate') return migrate(config, logger);
+  if (command === 'keys') return keys(config, rest);
+  const roles: Role[] | undefined =
+    command === 'all'
+      ? ['api', 'sink', 'worker']
+      : command === 'api' || command === 'sink' || command === 'worker'
+        ? [command]
+        : undefined;
+  if (!roles) {
+    console.error(USAGE);
+    process.exitCode = 2;
+    return;
+  }
+  await serve(config, logger, roles);
+}
+
+async function migrate(config: Config, logger: pino.Logger) {
+  const ch = createClickHouse(config.clickhouse);
+  await ensureDatabase(config.postgres.url);
+  const db = createDb(config.postgres.url);
+  const log = createEventLog(config, logger);
+  try {
+    const clickhouse = await migrateClickHouse(ch);
+    const postgres = await migratePostgres(db);
+    await log.setup();
+    logger.info({ clickhouse, postgres }, 'migrations applied');
+  } finally {
+    await Promise.all([ch.close(), db.end(), log.close()]);
+  }
+}
+
+async function keys(config: Config, args: string[]) {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { namespace: { type: 'string' }, description: { type: 'string', default: '' } },
+  });
+  if (positionals[0] !== 'create' || !values.namespace) {
+    console.error(USAGE);
+    process.exitCode = 2;
+    return;
+  }
+  const db = createDb(config.postgres.url);
+  try {
+    const created = await createKeyService(db).create(values.namespace, values.description);
+    // The key itself goes to stdout alone so scripts can capture it; it is never shown again.
+    console.error(`API key for namespace ${created.namespace} (id ${created.id}); store it now:`);
+    console.log(created.key);
+  } finally {
+    await db.end();
+  }
+}
+
+async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
+  const metrics = createMetrics({ defaults: true });
+  const ch = createClickHouse(config.clickhouse);
+  const db = createDb(config.postgres.url);
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, lazyConnect: true });
+  const log = createEventLog(config, logger);
+  const store = createEventStore(ch);
+  const stops: (() => Promise<void>)[] = [];
+
+  if (roles.includes('sink')) {
+    const sink = createSink(
+      { log, store, metrics, logger: logger.child({ role: 'sink' }) },
+      {
+        group: config.sink.consumerGroup,
+        consumer: config.sink.consumerName,
+        batchSize: config.sink.batchSize,
+        batchWaitMs: config.sink.batchWaitMs,
+      },
+    );
+    const subscription = await sink.start();
+    subscription.done.catch((err) => {
+      logger.fatal({ err }, 'sink stopped on an error');
+      process.exit(1);
+    });
+    stops.push(() => sink.stop());
+    logger.info({ transport: log.kind }, 'sink started');
+  }
+
+  if (roles.includes('worker')) {
+    // Billing jobs (Stripe sync, replays) register here as they are built; the role runs empty until then.
+    logger.info('worker started (no scheduled jobs yet)');
+  }
+
+  if (roles.includes('api')) {
+    const lag = () => log.lag(config.sink.consumerGroup);
+    const app = await buildApp({
+      logger: logger.child({ role: 'api' }),
+      metrics,
+      keys: createKeyService(db),
+      ingest: createIngestService({ log, metrics }, config.ingest),
+      events: store,
+      maxBodyBytes: config.ingest.maxBodyBytes,
+      beforeScrape: async () => metrics.sinkLag.set(await lag()),
+      checks: [
+        { name: 'clickhouse', check: () => ch.ping() },
+        { name: 'postgres', check: async () => void (await db.query('SELECT 1')) },
+        { name: 'redis', check: async () => void (await redis.ping()) },
+        { name: 'eventLog', check: () => log.ping() },
+        {
+          name: 'sinkLag',
+          check: async () => {
+            const n = await lag();
+            if (n > config.ready.maxSinkLag)
+              throw new Error(`${n} events waiting (bound ${config.ready.maxSinkLag})`);
+          },
+        },
+      ],
+    });
+    await app.listen({ port: config.http.port, host: config.http.host });
+    // Stop accepting first, so the sink can drain what the api already acknowledged.
+    stops.unshift(() => app.close());
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    for (const stop of stops) await stop();
+    await Promise.allSettled([log.close(), ch.close(), db.end(), redis.quit()]);
+    logger.info('stopped');
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+run(process.argv.slice(2)).catch((err) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify';
+import type { Metrics } from './metrics.ts';
+
+/** A named dependency check for /readyz: resolves when healthy, throws with the reason otherwise. */
+export type ReadinessCheck = { name: string; check: () => Promise<void> };
+
+export function opsRoutes(deps: {
+  metrics: Metrics;
+  checks: ReadinessCheck[];
+  beforeScrape?: () => Promise<void>;
+}) {
+  return async (app: FastifyInstance) => {
+    app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+    app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+      const results = await Promise.all(
+        deps.checks.map(async ({ name, check }) => {
+          try {
+            await withTimeout(check(), 2_000);
+            return [name, 'ok'] as const;
+          } catch (err) {
+            return [name, err instanceof Error ? err.message : String(err)] as const;
+          }
+        }),
+      );
+      const ready = results.every(([, status]) => status === 'ok');
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+    });
+
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+      await deps.beforeScrape?.().catch(() => undefined);
+      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    });
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { type ClickHouse, createClickHouse } from '../../src/clickhouse/client.ts';
+import { migrateClickHouse } from '../../src/clickhouse/migrations.ts';
+import { identifier, sql } from '../../src/clickhouse/sql.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { createDb, type Db } from '../../src/db/client.ts';
+import { ensureDatabase, migratePostgres } from '../../src/db/migrations.ts';
+import type { EventLog } from '../../src/eventlog/event-log.ts';
+import { createEventLog } from '../../src/eventlog/index.ts';
+import { createEventStore, type EventStore } from '../../src/events/store.ts';
+import { buildApp } from '../../src/http/app.ts';
+import { createIngestService } from '../../src/ingest/service.ts';
+import { createKeyService, type KeyService } from '../../src/keys/service.ts';
+import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
+import { createSink } from '../../src/sink/service.ts';
+
+export type TestEnv = {
+  id: string;
+  config: Readonly<Config>;
+  /** Environment variables that point a child `meterline` process at this test's databases. */
+  processEnv: NodeJS.ProcessEnv;
+  ch: ClickHouse;
+  db: Db;
+  redis: Redis;
+  log: EventLog;
+  store: EventStore;
+  metrics: Metrics;
+  keys: KeyService;
+  cleanup(): Promise<void>;
+};
+
+const silent = pino({ level: 'silent' });
+
+/**
+ * Real ClickHouse, PostgreSQL and Redis, isolated per test file: a fresh database in each store
+ * and a fresh stream name, dropped at the end.
+ */
+export async function createTestEnv(overrides: NodeJS.ProcessEnv = {}): Promise<TestEnv> {
+  const id = `mlt_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const processEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    CLICKHOUSE_DATABASE: id,
+    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${id}`,
+    REDIS_STREAM: `${id}:events`,
+    SINK_CONSUMER_GROUP: `${id}-sink`,
+    SINK_BATCH_WAIT_MS: '20',
+    LOG_LEVEL: 'silent',
+    ...overrides,
+  };
+  const config = loadConfig(processEnv);
+  const ch = createClickHouse(config.clickhouse);
+  await migrateClickHouse(ch);
+  await ensureDatabase(config.postgres.url);
+  const db = createDb(config.postgres.url);
+  await migratePostgres(db);
+  const redis = new Redis(config.redis.url);
+  const log = createEventLog(config, silent);
+  return {
+    id,
+    config,
+    processEnv,
+    ch,
+    db,
+    redis,
+    log,
+    store: createEventStore(ch),
+    metrics: createMetrics(),
+    keys: createKeyService(db, { cacheTtlMs: 0 }),
+    async cleanup() {
+      await log.close();
+      if (config.eventLog.kind === 'redis') await redis.del(config.eventLog.stream);
+      redis.disconnect();
+      await ch.command(sql`DROP DATABASE IF EXISTS ${identifier(id)}`);
+      await ch.close();
+      await db.end();
+      const admin = createDb('postgres://postgres@127.0.0.1:5432/postgres');
+      await admin.query(`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+export async function buildTestApp(env: TestEnv, ingestOverrides: Partial<Config['ingest']> = {}) {
+  const ingestConfig = { ...env.config.ingest, ...ingestOverrides };
+  return buildApp({
+    logger: silent,
+    metrics: env.metrics,
+    keys: env.keys,
+    ingest: createIngestService({ log: env.log, metrics: env.metrics }, ingestConfig),
+    events: env.store,
+    maxBodyBytes: ingestConfig.maxBodyBytes,
+    checks: [{ name: 'clickhouse', check: () => env.ch.ping() }],
+  });
+}
+
+export function createTestSink(env: TestEnv, consumer = 'test-sink') {
+  return createSink(
+    { log: env.log, store: env.store, metrics: env.metrics, logger: silent },
+    { group: env.config.sink.consumerGroup, consumer, batchSize: 500, batchWaitMs: 20 },
+  );
+}
+
+/** Polls until `probe` returns true; fails with `what` after `timeoutMs`. */
+export async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A CloudEvent as a client would send it. */
+export function cloudEvent(overrides: Record<string, unknown> = {}) {
+  return {
+    specversion: '1.0',
+    id: randomBytes(8).toString('hex'),
+    source: 'test',
+    type: 'api-calls',
+    subject: 'customer-1',
+    time: new Date().toISOString(),
+    data: { tokens: 10 },
+    ...overrides,
+  };
+}
