@@ -38,7 +38,8 @@ function parseBody(request: FastifyRequest, body: Buffer): unknown {
 
 export function ingestRoutes(service: IngestService, options: { maxBodyBytes: number }) {
   return async (app: FastifyInstance) => {
-    app.removeContentTypeParser('application/json');
+    // Only the CloudEvents media types (and plain JSON); anything else is a 415.
+    app.removeAllContentTypeParsers();
     app.addContentTypeParser(
       Object.keys(SHAPES),
       { parseAs: 'buffer', bodyLimit: options.maxBodyBytes },

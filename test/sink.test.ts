@@ -1,0 +1,190 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { identifier, sql } from '../src/clickhouse/sql.ts';
+import { encodeLogEvent, eventKey, type LogEvent } from '../src/events/event.ts';
+import {
+  buildTestApp,
+  cloudEvent,
+  createTestEnv,
+  createTestSink,
+  eventually,
+  type TestEnv,
+} from './support/env.ts';
+
+let env: TestEnv;
+let app: FastifyInstance;
+let key: string;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  app = await buildTestApp(env);
+  key = (await env.keys.create('acme')).key;
+});
+
+afterAll(async () => {
+  await app.close();
+  await env.cleanup();
+});
+
+const post = (body: unknown) =>
+  app.inject({
+    method: 'POST',
+    url: '/api/v1/events',
+    headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${key}` },
+    payload: JSON.stringify(body),
+  });
+
+/** The exact total of `data.tokens` per subject, as billing will read it. */
+async function tokensBySubject(): Promise<Record<string, number>> {
+  const db = identifier(env.ch.database);
+  const rows = await env.ch.query<{ subject: string; total: number; events: string }>(
+    sql`SELECT subject, sum(arrayElement(data_numbers, indexOf(data_paths, '$.tokens'))) AS total, count() AS events
+        FROM ${db}.events FINAL WHERE namespace = 'acme' GROUP BY subject`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.subject, Number(r.total)]));
+}
+
+const duplicatesDropped = async () => (await env.metrics.duplicatesDropped.get()).values[0]?.value ?? 0;
+
+async function drained() {
+  await eventually(async () => (await env.log.lag(env.config.sink.consumerGroup)) === 0, 'sink to drain');
+}
+
+describe('sink: each event counts once', () => {
+  it('counts an event posted twice once, even when each copy got its own default time', async () => {
+    const sink = createTestSink(env);
+    await sink.start();
+    const twice = cloudEvent({ id: 'posted-twice', subject: 'dup-a', time: undefined, data: { tokens: 5 } });
+    expect((await post([twice])).statusCode).toBe(204);
+    await drained();
+    // A client retry comes later: the copy gets another default time (another second).
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await post([twice])).statusCode).toBe(204);
+    // A copy with another explicit time is the same event too: the first stored copy stands.
+    const retimed = cloudEvent({
+      id: 'retimed',
+      subject: 'dup-a',
+      time: '2026-05-01T00:00:00Z',
+      data: { tokens: 100 },
+    });
+    expect((await post([retimed])).statusCode).toBe(204);
+    await drained();
+    expect(
+      (await post([{ ...retimed, time: '2026-05-03T00:00:00Z', data: { tokens: 200 } }])).statusCode,
+    ).toBe(204);
+    const sameTwiceInBatch = cloudEvent({ id: 'in-batch', subject: 'dup-a', data: { tokens: 7 } });
+    expect((await post([sameTwiceInBatch, sameTwiceInBatch])).statusCode).toBe(204);
+    await drained();
+    await sink.stop();
+    expect(await tokensBySubject()).toMatchObject({ 'dup-a': 112 });
+  });
+
+  it('counts copies that arrive in one sink batch once', async () => {
+    // Two requests land in the log before the sink runs, so one sink batch holds both copies.
+    const event = cloudEvent({ id: 'same-batch', subject: 'dup-b', data: { tokens: 3 } });
+    await post([event]);
+    await post([event]);
+    const sink = createTestSink(env);
+    await sink.start();
+    await drained();
+    await sink.stop();
+    expect(await tokensBySubject()).toMatchObject({ 'dup-b': 3 });
+    expect(await duplicatesDropped()).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts a batch once when the sink dies after the insert and before the acknowledgement', async () => {
+    const events = Array.from({ length: 40 }, (_, i) =>
+      cloudEvent({ id: `crash-${i}`, subject: 'dup-c', data: { tokens: i } }),
+    );
+    await post(events);
+    const sink = createTestSink(env);
+    const droppedBefore = await duplicatesDropped();
+    let crashes = 0;
+    // The handler a real sink runs, but the first attempt "dies" after ClickHouse accepted the insert.
+    const subscription = await env.log.subscribe(
+      { group: env.config.sink.consumerGroup, consumer: 'crashy', maxBatchSize: 500, maxWaitMs: 20 },
+      async (records) => {
+        await sink.storeBatch(records);
+        if (crashes === 0) {
+          crashes += 1;
+          throw new Error('process died before acknowledging');
+        }
+      },
+    );
+    await drained();
+    await subscription.stop();
+    expect(crashes).toBe(1);
+    expect(await tokensBySubject()).toMatchObject({ 'dup-c': (39 * 40) / 2 });
+    // The redelivered batch was recognised as stored, not written again.
+    expect((await duplicatesDropped()) - droppedBefore).toBe(40);
+  });
+
+  it('reads exactly even when the same event was physically inserted twice (FINAL, not eventual merges)', async () => {
+    const event: LogEvent = {
+      namespace: 'acme',
+      id: 'physical-twice',
+      source: 'test',
+      type: 'api-calls',
+      subject: 'dup-d',
+      time: Date.parse('2026-04-01T00:00:00Z'),
+      datacontenttype: null,
+      dataschema: null,
+      data: { tokens: 11 },
+      ingestedAt: Date.now(),
+    };
+    await env.store.insertEvents([event]);
+    await env.store.insertEvents([{ ...event, ingestedAt: event.ingestedAt + 1 }]);
+    expect(await tokensBySubject()).toMatchObject({ 'dup-d': 11 });
+  });
+});
+
+describe('sink: dead letters', () => {
+  it('keeps records it cannot decode, with the reason, listed by the API, and stores the rest of the batch', async () => {
+    const stream = env.config.eventLog.kind === 'redis' ? env.config.eventLog.stream : '';
+    const good: LogEvent = {
+      namespace: 'acme',
+      id: 'beside-poison',
+      source: 'test',
+      type: 'api-calls',
+      subject: 'dlq',
+      time: Date.now(),
+      datacontenttype: null,
+      dataschema: null,
+      data: { tokens: 1 },
+      ingestedAt: Date.now(),
+    };
+    await env.redis.xadd(
+      stream,
+      '*',
+      'k',
+      JSON.stringify(['acme', 'test', 'poison']),
+      'v',
+      '{"namespace":"acme","id":',
+    );
+    await env.redis.xadd(stream, '*', 'k', eventKey(good), 'v', encodeLogEvent(good));
+    const sink = createTestSink(env);
+    await sink.start();
+    await drained();
+    await sink.stop();
+
+    const res = await app.inject({
+      method: 'GET',
+      url: '/api/v1/dead-letters',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(res.statusCode).toBe(200);
+    const letters = res.json() as { reason: string; payload: string }[];
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.reason).toMatch(/undecodable/);
+    expect(letters[0]?.payload).toBe('{"namespace":"acme","id":');
+    expect(await tokensBySubject()).toMatchObject({ dlq: 1 });
+
+    const other = (await env.keys.create('other')).key;
+    const elsewhere = await app.inject({
+      method: 'GET',
+      url: '/api/v1/dead-letters',
+      headers: { authorization: `Bearer ${other}` },
+    });
+    expect(elsewhere.json()).toEqual([]);
+  });
+});
