@@ -8,7 +8,7 @@ import { createDb } from './db/client.ts';
 import { ensureDatabase, migratePostgres } from './db/migrations.ts';
 import { createEventLog } from './eventlog/index.ts';
 import { createEventStore } from './events/store.ts';
-import { buildApp } from './http/app.ts';
+import { buildApp, closeGracefully } from './http/app.ts';
 import { createIngestService } from './ingest/service.ts';
 import { createKeyService } from './keys/service.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -104,7 +104,10 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
       logger.fatal({ err }, 'sink stopped on an error');
       process.exit(1);
     });
-    stops.push(() => sink.stop());
+    stops.push(async () => {
+      await sink.stop();
+      logger.info('sink drained its last batch');
+    });
     logger.info({ transport: log.kind }, 'sink started');
   }
 
@@ -140,7 +143,10 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
     });
     await app.listen({ port: config.http.port, host: config.http.host });
     // Stop accepting first, so the sink can drain what the api already acknowledged.
-    stops.unshift(() => app.close());
+    stops.unshift(async () => {
+      await closeGracefully(app);
+      logger.info('api closed');
+    });
   }
 
   let stopping = false;

@@ -1,6 +1,11 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { eventRoutes } from '../events/routes.ts';
 import type { EventStore } from '../events/store.ts';
@@ -50,6 +55,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       security: [{ bearerAuth: [] }],
     },
     transform: jsonSchemaTransform,
+    // Emits the schemas named with .meta({ id }) under components, where the paths refer to them.
+    transformObject: jsonSchemaTransformObject,
   });
 
   await app.register(
@@ -63,4 +70,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await api.register(eventRoutes(deps.events));
   });
   return app;
+}
+
+/**
+ * Stops accepting, lets requests in flight finish (their events are already being published),
+ * and closes keep-alive connections as they fall idle; Fastify alone closes only those idle at the
+ * moment of close, so a client's pooled connection would hold shutdown for the keep-alive timeout.
+ */
+export async function closeGracefully(app: FastifyInstance, deadlineMs = 25_000): Promise<void> {
+  const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+  const deadline = setTimeout(() => app.server.closeAllConnections(), deadlineMs);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(deadline);
+  }
 }

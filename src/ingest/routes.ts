@@ -62,6 +62,7 @@ export function ingestRoutes(service: IngestService, options: { maxBodyBytes: nu
             'Ingests one CloudEvent or a batch. Answers 204 only after the event log acknowledged every event; ' +
             'an invalid request stores nothing.',
           tags: ['Events'],
+          consumes: Object.keys(SHAPES),
           body: IngestEventsBody,
           response: { 204: z.null().describe('All events accepted') },
         },
