@@ -12,6 +12,7 @@ import { buildApp, closeGracefully } from './http/app.ts';
 import { createIngestService } from './ingest/service.ts';
 import { createKeyService } from './keys/service.ts';
 import { createMetrics } from './ops/metrics.ts';
+import { sinkLagCheck } from './ops/routes.ts';
 import { createSink } from './sink/service.ts';
 
 const USAGE = `usage: meterline <command>

@@ -4,6 +4,17 @@ import type { Metrics } from './metrics.ts';
 /** A named dependency check for /readyz: resolves when healthy, throws with the reason otherwise. */
 export type ReadinessCheck = { name: string; check: () => Promise<void> };
 
+/** Not ready while the sink is further behind than `bound`: the api would only deepen the backlog. */
+export function sinkLagCheck(lag: () => Promise<number>, bound: number): ReadinessCheck {
+  return {
+    name: 'sinkLag',
+    check: async () => {
+      const n = await lag();
+      if (n > bound) throw new Error(`${n} events waiting (bound ${bound})`);
+    },
+  };
+}
+
 export function opsRoutes(deps: {
   metrics: Metrics;
   checks: ReadinessCheck[];

@@ -14,6 +14,7 @@ import { buildApp } from '../../src/http/app.ts';
 import { createIngestService } from '../../src/ingest/service.ts';
 import { createKeyService, type KeyService } from '../../src/keys/service.ts';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
+import type { ReadinessCheck } from '../../src/ops/routes.ts';
 import { createSink } from '../../src/sink/service.ts';
 
 export type TestEnv = {
@@ -82,7 +83,11 @@ export async function createTestEnv(overrides: NodeJS.ProcessEnv = {}): Promise<
   };
 }
 
-export async function buildTestApp(env: TestEnv, ingestOverrides: Partial<Config['ingest']> = {}) {
+export async function buildTestApp(
+  env: TestEnv,
+  ingestOverrides: Partial<Config['ingest']> = {},
+  checks: ReadinessCheck[] = [{ name: 'clickhouse', check: () => env.ch.ping() }],
+) {
   const ingestConfig = { ...env.config.ingest, ...ingestOverrides };
   return buildApp({
     logger: silent,
@@ -91,7 +96,7 @@ export async function buildTestApp(env: TestEnv, ingestOverrides: Partial<Config
     ingest: createIngestService({ log: env.log, metrics: env.metrics }, ingestConfig),
     events: env.store,
     maxBodyBytes: ingestConfig.maxBodyBytes,
-    checks: [{ name: 'clickhouse', check: () => env.ch.ping() }],
+    checks,
   });
 }
 

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+describe('configuration', () => {
+  it('has working defaults for one machine', () => {
+    const config = loadConfig({});
+    expect(config.http.port).toBe(8080);
+    expect(config.eventLog).toMatchObject({ kind: 'redis', stream: 'meterline:events' });
+    expect(config.clickhouse.url).toBe('http://127.0.0.1:8123');
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads the Kafka settings when EVENT_LOG=kafka', () => {
+    const config = loadConfig({ EVENT_LOG: 'kafka', KAFKA_BROKERS: 'a:9092, b:9092' });
+    expect(config.eventLog).toMatchObject({
+      kind: 'kafka',
+      brokers: ['a:9092', 'b:9092'],
+      topic: 'meterline-events',
+    });
+  });
+
+  it('names every bad variable in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: '99999',
+        EVENT_LOG: 'kafka',
+        SINK_BATCH_SIZE: 'many',
+        CLICKHOUSE_DATABASE: 'x;drop',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of ['PORT', 'KAFKA_BROKERS', 'SINK_BATCH_SIZE', 'CLICKHOUSE_DATABASE']) {
+      expect(message).toMatch(new RegExp(`^  ${name}: `, 'm'));
+    }
+  });
+
+  it('refuses an unknown event log transport', () => {
+    expect(() => loadConfig({ EVENT_LOG: 'rabbitmq' })).toThrow(/EVENT_LOG/);
+  });
+});

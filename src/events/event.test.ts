@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { childPath, DataKind, flattenData } from './event.ts';
+
+describe('flattenData', () => {
+  it('lists every leaf with its JSONPath, text, kind and number', () => {
+    const flat = flattenData({
+      model: 'gpt-4o',
+      usage: { input_tokens: 1250, cost: 0.1 },
+      items: [{ n: 1 }, 'x'],
+      ok: true,
+      none: null,
+    });
+    expect(flat.paths).toEqual([
+      '$.model',
+      '$.usage.input_tokens',
+      '$.usage.cost',
+      '$.items[0].n',
+      '$.items[1]',
+      '$.ok',
+      '$.none',
+    ]);
+    expect(flat.values).toEqual(['gpt-4o', '1250', '0.1', '1', 'x', 'true', '']);
+    expect(flat.kinds).toEqual([
+      DataKind.string,
+      DataKind.number,
+      DataKind.number,
+      DataKind.number,
+      DataKind.string,
+      DataKind.boolean,
+      DataKind.null,
+    ]);
+    expect(flat.numbers).toEqual([0, 1250, 0.1, 1, 0, 0, 0]);
+  });
+
+  it('quotes keys that are not plain identifiers', () => {
+    expect(childPath('$', 'a.b')).toBe("$['a.b']");
+    expect(childPath('$', "it's")).toBe("$['it\\'s']");
+    expect(flattenData({ 'odd key': { '0': 5 } }).paths).toEqual(["$['odd key']['0']"]);
+  });
+
+  it('gives empty arrays for no data', () => {
+    expect(flattenData(null)).toEqual({ paths: [], values: [], kinds: [], numbers: [] });
+  });
+});
