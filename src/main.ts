@@ -132,14 +132,7 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
         { name: 'postgres', check: async () => void (await db.query('SELECT 1')) },
         { name: 'redis', check: async () => void (await redis.ping()) },
         { name: 'eventLog', check: () => log.ping() },
-        {
-          name: 'sinkLag',
-          check: async () => {
-            const n = await lag();
-            if (n > config.ready.maxSinkLag)
-              throw new Error(`${n} events waiting (bound ${config.ready.maxSinkLag})`);
-          },
-        },
+        sinkLagCheck(lag, config.ready.maxSinkLag),
       ],
     });
     await app.listen({ port: config.http.port, host: config.http.host });

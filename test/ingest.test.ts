@@ -1,50 +1,28 @@
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildTestApp,
-  cloudEvent,
-  createTestEnv,
-  createTestSink,
-  eventually,
-  type TestEnv,
-} from './support/env.ts';
-
-let env: TestEnv;
-let app: FastifyInstance;
-let key: string;
-let sink: ReturnType<typeof createTestSink>;
+import { cloudEvent, createTestSink, eventually, postEvents, useTestApp } from './support/env.ts';
 
 const MAX_EVENTS = 50;
 const MAX_BYTES = 64 * 1024;
+const ctx = useTestApp({ maxBatchEvents: MAX_EVENTS, maxBodyBytes: MAX_BYTES });
+let sink: ReturnType<typeof createTestSink>;
 
 beforeAll(async () => {
-  env = await createTestEnv();
-  app = await buildTestApp(env, { maxBatchEvents: MAX_EVENTS, maxBodyBytes: MAX_BYTES });
-  key = (await env.keys.create('acme')).key;
-  sink = createTestSink(env);
+  sink = createTestSink(ctx.env);
   await sink.start();
 });
 
 afterAll(async () => {
   await sink.stop();
-  await app.close();
-  await env.cleanup();
 });
 
-const stream = () => (env.config.eventLog.kind === 'redis' ? env.config.eventLog.stream : '');
-const logLength = () => env.redis.xlen(stream());
+const stream = () => (ctx.env.config.eventLog.kind === 'redis' ? ctx.env.config.eventLog.stream : '');
+const logLength = () => ctx.env.redis.xlen(stream());
 
-function post(body: unknown, contentType = 'application/cloudevents-batch+json', auth = key) {
-  return app.inject({
-    method: 'POST',
-    url: '/api/v1/events',
-    headers: { 'content-type': contentType, authorization: `Bearer ${auth}` },
-    payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
-  });
-}
+const post = (body: unknown, contentType?: string, auth = ctx.key) =>
+  postEvents(ctx.app, auth, body, contentType);
 
-async function listEvents(query = '', auth = key) {
-  const res = await app.inject({
+async function listEvents(query = '', auth = ctx.key) {
+  const res = await ctx.app.inject({
     method: 'GET',
     url: `/api/v1/events${query}`,
     headers: { authorization: `Bearer ${auth}` },
@@ -273,16 +251,19 @@ describe('POST /api/v1/events refuses bad input and stores nothing of it', () =>
   }
 
   it('after all refusals, ClickHouse holds only the events that were accepted', async () => {
-    await eventually(async () => (await env.log.lag(env.config.sink.consumerGroup)) === 0, 'sink to drain');
+    await eventually(
+      async () => (await ctx.env.log.lag(ctx.env.config.sink.consumerGroup)) === 0,
+      'sink to drain',
+    );
     const ids = (await listEvents('?from=2000-01-01T00:00:00Z&limit=100')).map((e) => e.event.id);
     expect(ids.some((id) => id.startsWith('ok-') || id === 'twin')).toBe(false);
-    expect(await env.store.countEvents('acme')).toBe(ids.length);
+    expect(await ctx.env.store.countEvents('acme')).toBe(ids.length);
   });
 });
 
 describe('authentication and namespaces', () => {
   it('refuses requests without a key or with an unknown key', async () => {
-    const none = await app.inject({ method: 'GET', url: '/api/v1/events' });
+    const none = await ctx.app.inject({ method: 'GET', url: '/api/v1/events' });
     expect(none.statusCode).toBe(401);
     expect(none.headers['content-type']).toMatch(/problem\+json/);
     const before = await logLength();
@@ -291,7 +272,7 @@ describe('authentication and namespaces', () => {
   });
 
   it('keeps each namespace to its own events, even with the same ids', async () => {
-    const other = (await env.keys.create('globex')).key;
+    const other = (await ctx.env.keys.create('globex')).key;
     const shared = { id: 'same-id', source: 'same-source', time: '2026-03-01T00:00:00Z' };
     expect((await post([cloudEvent({ ...shared, subject: 'acme-customer' })])).statusCode).toBe(204);
     expect(
@@ -305,8 +286,8 @@ describe('authentication and namespaces', () => {
   });
 
   it('stores API keys only as hashes', async () => {
-    const created = await env.keys.create('hashcheck');
-    const { rows } = await env.db.query('SELECT * FROM api_keys WHERE namespace = $1', ['hashcheck']);
+    const created = await ctx.env.keys.create('hashcheck');
+    const { rows } = await ctx.env.db.query('SELECT * FROM api_keys WHERE namespace = $1', ['hashcheck']);
     expect(JSON.stringify(rows)).not.toContain(created.key);
     expect(JSON.stringify(rows)).not.toContain(created.key.slice(10));
   });

@@ -1,58 +1,33 @@
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { identifier, sql } from '../src/clickhouse/sql.ts';
 import { encodeLogEvent, eventKey, type LogEvent } from '../src/events/event.ts';
-import {
-  buildTestApp,
-  cloudEvent,
-  createTestEnv,
-  createTestSink,
-  eventually,
-  type TestEnv,
-} from './support/env.ts';
+import { cloudEvent, createTestSink, eventually, postEvents, useTestApp } from './support/env.ts';
 
-let env: TestEnv;
-let app: FastifyInstance;
-let key: string;
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  app = await buildTestApp(env);
-  key = (await env.keys.create('acme')).key;
-});
-
-afterAll(async () => {
-  await app.close();
-  await env.cleanup();
-});
-
-const post = (body: unknown) =>
-  app.inject({
-    method: 'POST',
-    url: '/api/v1/events',
-    headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${key}` },
-    payload: JSON.stringify(body),
-  });
+const ctx = useTestApp();
+const post = (body: unknown) => postEvents(ctx.app, ctx.key, body);
 
 /** The exact total of `data.tokens` per subject, as billing will read it. */
 async function tokensBySubject(): Promise<Record<string, number>> {
-  const db = identifier(env.ch.database);
-  const rows = await env.ch.query<{ subject: string; total: number; events: string }>(
+  const db = identifier(ctx.env.ch.database);
+  const rows = await ctx.env.ch.query<{ subject: string; total: number; events: string }>(
     sql`SELECT subject, sum(arrayElement(data_numbers, indexOf(data_paths, '$.tokens'))) AS total, count() AS events
         FROM ${db}.events FINAL WHERE namespace = 'acme' GROUP BY subject`,
   );
   return Object.fromEntries(rows.map((r) => [r.subject, Number(r.total)]));
 }
 
-const duplicatesDropped = async () => (await env.metrics.duplicatesDropped.get()).values[0]?.value ?? 0;
+const duplicatesDropped = async () => (await ctx.env.metrics.duplicatesDropped.get()).values[0]?.value ?? 0;
 
 async function drained() {
-  await eventually(async () => (await env.log.lag(env.config.sink.consumerGroup)) === 0, 'sink to drain');
+  await eventually(
+    async () => (await ctx.env.log.lag(ctx.env.config.sink.consumerGroup)) === 0,
+    'sink to drain',
+  );
 }
 
 describe('sink: each event counts once', () => {
   it('counts an event posted twice once, even when each copy got its own default time', async () => {
-    const sink = createTestSink(env);
+    const sink = createTestSink(ctx.env);
     await sink.start();
     const twice = cloudEvent({ id: 'posted-twice', subject: 'dup-a', time: undefined, data: { tokens: 5 } });
     expect((await post([twice])).statusCode).toBe(204);
@@ -84,7 +59,7 @@ describe('sink: each event counts once', () => {
     const event = cloudEvent({ id: 'same-batch', subject: 'dup-b', data: { tokens: 3 } });
     await post([event]);
     await post([event]);
-    const sink = createTestSink(env);
+    const sink = createTestSink(ctx.env);
     await sink.start();
     await drained();
     await sink.stop();
@@ -97,12 +72,12 @@ describe('sink: each event counts once', () => {
       cloudEvent({ id: `crash-${i}`, subject: 'dup-c', data: { tokens: i } }),
     );
     await post(events);
-    const sink = createTestSink(env);
+    const sink = createTestSink(ctx.env);
     const droppedBefore = await duplicatesDropped();
     let crashes = 0;
     // The handler a real sink runs, but the first attempt "dies" after ClickHouse accepted the insert.
-    const subscription = await env.log.subscribe(
-      { group: env.config.sink.consumerGroup, consumer: 'crashy', maxBatchSize: 500, maxWaitMs: 20 },
+    const subscription = await ctx.env.log.subscribe(
+      { group: ctx.env.config.sink.consumerGroup, consumer: 'crashy', maxBatchSize: 500, maxWaitMs: 20 },
       async (records) => {
         await sink.storeBatch(records);
         if (crashes === 0) {
@@ -132,15 +107,15 @@ describe('sink: each event counts once', () => {
       data: { tokens: 11 },
       ingestedAt: Date.now(),
     };
-    await env.store.insertEvents([event]);
-    await env.store.insertEvents([{ ...event, ingestedAt: event.ingestedAt + 1 }]);
+    await ctx.env.store.insertEvents([event]);
+    await ctx.env.store.insertEvents([{ ...event, ingestedAt: event.ingestedAt + 1 }]);
     expect(await tokensBySubject()).toMatchObject({ 'dup-d': 11 });
   });
 });
 
 describe('sink: dead letters', () => {
   it('keeps records it cannot decode, with the reason, listed by the API, and stores the rest of the batch', async () => {
-    const stream = env.config.eventLog.kind === 'redis' ? env.config.eventLog.stream : '';
+    const stream = ctx.env.config.eventLog.kind === 'redis' ? ctx.env.config.eventLog.stream : '';
     const good: LogEvent = {
       namespace: 'acme',
       id: 'beside-poison',
@@ -153,7 +128,7 @@ describe('sink: dead letters', () => {
       data: { tokens: 1 },
       ingestedAt: Date.now(),
     };
-    await env.redis.xadd(
+    await ctx.env.redis.xadd(
       stream,
       '*',
       'k',
@@ -161,16 +136,16 @@ describe('sink: dead letters', () => {
       'v',
       '{"namespace":"acme","id":',
     );
-    await env.redis.xadd(stream, '*', 'k', eventKey(good), 'v', encodeLogEvent(good));
-    const sink = createTestSink(env);
+    await ctx.env.redis.xadd(stream, '*', 'k', eventKey(good), 'v', encodeLogEvent(good));
+    const sink = createTestSink(ctx.env);
     await sink.start();
     await drained();
     await sink.stop();
 
-    const res = await app.inject({
+    const res = await ctx.app.inject({
       method: 'GET',
       url: '/api/v1/dead-letters',
-      headers: { authorization: `Bearer ${key}` },
+      headers: { authorization: `Bearer ${ctx.key}` },
     });
     expect(res.statusCode).toBe(200);
     const letters = res.json() as { reason: string; payload: string }[];
@@ -179,8 +154,8 @@ describe('sink: dead letters', () => {
     expect(letters[0]?.payload).toBe('{"namespace":"acme","id":');
     expect(await tokensBySubject()).toMatchObject({ dlq: 1 });
 
-    const other = (await env.keys.create('other')).key;
-    const elsewhere = await app.inject({
+    const other = (await ctx.env.keys.create('other')).key;
+    const elsewhere = await ctx.app.inject({
       method: 'GET',
       url: '/api/v1/dead-letters',
       headers: { authorization: `Bearer ${other}` },

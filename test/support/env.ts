@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { type ClickHouse, createClickHouse } from '../../src/clickhouse/client.ts';
 import { migrateClickHouse } from '../../src/clickhouse/migrations.ts';
 import { identifier, sql } from '../../src/clickhouse/sql.ts';
@@ -129,4 +131,37 @@ export function cloudEvent(overrides: Record<string, unknown> = {}) {
     data: { tokens: 10 },
     ...overrides,
   };
+}
+
+/**
+ * The usual test-file setup: a fresh TestEnv, an app built on it and an API key for namespace
+ * `acme`, torn down after the file. Read the fields inside tests (they are set in beforeAll).
+ */
+export function useTestApp(ingestOverrides: Partial<Config['ingest']> = {}) {
+  const ctx = {} as { env: TestEnv; app: FastifyInstance; key: string };
+  beforeAll(async () => {
+    ctx.env = await createTestEnv();
+    ctx.app = await buildTestApp(ctx.env, ingestOverrides);
+    ctx.key = (await ctx.env.keys.create('acme')).key;
+  });
+  afterAll(async () => {
+    await ctx.app.close();
+    await ctx.env.cleanup();
+  });
+  return ctx;
+}
+
+/** POST /api/v1/events through `inject`, as a client would send it. */
+export function postEvents(
+  app: FastifyInstance,
+  key: string,
+  body: unknown,
+  contentType = 'application/cloudevents-batch+json',
+) {
+  return app.inject({
+    method: 'POST',
+    url: '/api/v1/events',
+    headers: { 'content-type': contentType, authorization: `Bearer ${key}` },
+    payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+  });
 }
