@@ -220,6 +220,27 @@ describe('POST /api/v1/events refuses bad input and stores nothing of it', () =>
       field: 'datacontenttype',
     },
     {
+      name: 'an unpaired surrogate in data',
+      body: '[' + JSON.stringify(cloudEvent()).replace('"tokens"', '"\\ud800"') + ']',
+      status: 400,
+      index: 0,
+      field: 'data',
+    },
+    {
+      name: 'an unpaired surrogate in subject',
+      body: `[${JSON.stringify(cloudEvent({ subject: 'SUBJ' })).replace('SUBJ', '\\udfff')}]`,
+      status: 400,
+      index: 0,
+      field: 'subject',
+    },
+    {
+      name: 'data nested deeper than 32 levels',
+      body: [cloudEvent({ data: JSON.parse(`${'{"a":'.repeat(40)}1${'}'.repeat(40)}`) })],
+      status: 400,
+      index: 0,
+      field: 'data',
+    },
+    {
       name: 'a repeated id with different content',
       body: [cloudEvent({ id: 'twin', data: { n: 1 } }), cloudEvent({ id: 'twin', data: { n: 2 } })],
       status: 400,

@@ -163,3 +163,39 @@ describe('sink: dead letters', () => {
     expect(elsewhere.json()).toEqual([]);
   });
 });
+
+describe('sink: events ClickHouse refuses', () => {
+  it('sets aside only the refused event and stores the rest of its batch, without blocking the log', async () => {
+    const stream = ctx.env.config.eventLog.kind === 'redis' ? ctx.env.config.eventLog.stream : '';
+    const event = (id: string, data: Record<string, unknown>): LogEvent => ({
+      namespace: 'acme',
+      id,
+      source: 'test',
+      type: 'api-calls',
+      subject: 'refused',
+      time: Date.now(),
+      datacontenttype: null,
+      dataschema: null,
+      data,
+      ingestedAt: Date.now(),
+    });
+    // An unpaired surrogate cannot be stored as UTF-8; the API refuses it, but an older producer
+    // writing to the log directly might not.
+    const batch = [
+      ...Array.from({ length: 6 }, (_, i) => event(`good-${i}`, { tokens: 1 })),
+      event('poison', { tokens: 1000, note: 'bad \ud800 text' }),
+      ...Array.from({ length: 5 }, (_, i) => event(`good-late-${i}`, { tokens: 1 })),
+    ];
+    for (const e of batch) await ctx.env.redis.xadd(stream, '*', 'k', eventKey(e), 'v', encodeLogEvent(e));
+    const sink = createTestSink(ctx.env);
+    await sink.start();
+    await drained();
+    await sink.stop();
+
+    expect(await tokensBySubject()).toMatchObject({ refused: 11 });
+    const letters = await ctx.env.store.listDeadLetters('acme', 10);
+    const poison = letters.find((l) => l.reason.includes('ClickHouse refused'));
+    expect(poison?.reason).toMatch(/surrogate/);
+    expect(JSON.parse(poison?.payload ?? '{}').id).toBe('poison');
+  });
+});

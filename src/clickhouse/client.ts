@@ -1,4 +1,4 @@
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { Config } from '../config.ts';
 import type { Sql } from './sql.ts';
 
@@ -20,6 +20,8 @@ export function createClickHouse(config: Config['clickhouse'], database = config
     // The database may not exist yet (migrate creates it), so queries name it explicitly instead.
     request_timeout: 60_000,
     compression: { request: false, response: false },
+    // Failures reach the caller, which logs them with context; the client's own console logger would repeat them.
+    log: { level: ClickHouseLogLevel.OFF },
   });
   return {
     database,
@@ -40,4 +42,35 @@ export function createClickHouse(config: Config['clickhouse'], database = config
     },
     close: () => client.close(),
   };
+}
+
+/**
+ * ClickHouse exception codes that mean "this data cannot be stored", as opposed to an outage,
+ * overload or misconfiguration (which must be retried, never dead-lettered).
+ */
+const DATA_REJECTED_CODES = new Set([
+  '6', // CANNOT_PARSE_TEXT
+  '25', // CANNOT_PARSE_ESCAPE_SEQUENCE (e.g. a lone UTF-16 surrogate)
+  '26', // CANNOT_PARSE_QUOTED_STRING
+  '27', // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  '38', // CANNOT_PARSE_DATE
+  '41', // CANNOT_PARSE_DATETIME
+  '69', // ARGUMENT_OUT_OF_BOUND
+  '70', // CANNOT_CONVERT_TYPE
+  '72', // CANNOT_PARSE_NUMBER
+  '117', // INCORRECT_DATA
+  '128', // TOO_LARGE_ARRAY_SIZE
+  '131', // TOO_LARGE_STRING_SIZE
+]);
+
+/** The server's exception code; the client parses only the current message format, not 18.16's. */
+export function clickHouseErrorCode(err: unknown): string | undefined {
+  if (err instanceof ClickHouseError) return err.code;
+  if (err instanceof Error) return /^Code: (\d+), e\.displayText\(\) = DB::Exception/.exec(err.message)?.[1];
+  return undefined;
+}
+
+export function isDataRejected(err: unknown): boolean {
+  const code = clickHouseErrorCode(err);
+  return code !== undefined && DATA_REJECTED_CODES.has(code);
 }

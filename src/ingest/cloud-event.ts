@@ -8,7 +8,8 @@ const attribute = (name: string) =>
       error: (issue) => (issue.input === undefined ? `${name} is required` : `${name} must be a string`),
     })
     .min(1, `${name} must not be empty`)
-    .max(MAX_ATTRIBUTE_LENGTH, `${name} is longer than ${MAX_ATTRIBUTE_LENGTH} characters`);
+    .max(MAX_ATTRIBUTE_LENGTH, `${name} is longer than ${MAX_ATTRIBUTE_LENGTH} characters`)
+    .refine((value) => value.isWellFormed(), `${name} holds an unpaired UTF-16 surrogate (not Unicode text)`);
 
 /**
  * A CloudEvents 1.0 event as OpenMeter accepts it. Extension attributes are allowed and ignored.

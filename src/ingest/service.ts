@@ -16,11 +16,20 @@ export type IngestShape = 'single' | 'batch' | 'either';
 
 const MAX_DATA_DEPTH = 32;
 
-function depth(value: unknown): number {
-  if (value === null || typeof value !== 'object') return 0;
-  let max = 0;
-  for (const child of Object.values(value)) max = Math.max(max, depth(child));
-  return max + 1;
+/**
+ * What cannot be stored in `data`: nesting deeper than MAX_DATA_DEPTH, or a string (key or value)
+ * with an unpaired surrogate, which JSON's \u escapes allow but UTF-8 storage cannot hold.
+ */
+function dataProblem(value: unknown, level = 0): string | null {
+  if (typeof value === 'string')
+    return value.isWellFormed() ? null : 'data holds an unpaired UTF-16 surrogate';
+  if (value === null || typeof value !== 'object') return null;
+  if (level >= MAX_DATA_DEPTH) return `data is nested deeper than ${MAX_DATA_DEPTH} levels`;
+  for (const [key, child] of Object.entries(value)) {
+    const problem = dataProblem(key) ?? dataProblem(child, level + 1);
+    if (problem) return problem;
+  }
+  return null;
 }
 
 function fieldOf(issue: z.core.$ZodIssue): string {
@@ -104,12 +113,9 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
         }
         time = ms;
       }
-      if (event.data && depth(event.data) > MAX_DATA_DEPTH) {
-        problems.push({
-          index,
-          field: 'data',
-          message: `data is nested deeper than ${MAX_DATA_DEPTH} levels`,
-        });
+      const badData = event.data ? dataProblem(event.data) : null;
+      if (badData) {
+        problems.push({ index, field: 'data', message: badData });
         return;
       }
       const logEvent: LogEvent = {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
+import { isDataRejected } from '../clickhouse/client.ts';
 import type { EventLog, LogRecord, Subscription } from '../eventlog/event-log.ts';
-import { decodeLogEvent, eventKey, type LogEvent } from '../events/event.ts';
+import { decodeLogEvent, encodeLogEvent, eventKey, type LogEvent } from '../events/event.ts';
 import type { DeadLetter, EventStore } from '../events/store.ts';
 import type { Metrics } from '../ops/metrics.ts';
 
@@ -25,6 +26,7 @@ export function createSink({ log, store, metrics, logger }: Deps, options: SinkO
   async function storeBatch(records: readonly LogRecord[]): Promise<{ stored: number; duplicates: number }> {
     const started = process.hrtime.bigint();
     const fresh = new Map<string, LogEvent>();
+    const positions = new Map<LogEvent, string>();
     const deadLetters: DeadLetter[] = [];
     let duplicates = 0;
     for (const record of records) {
@@ -42,26 +44,65 @@ export function createSink({ log, store, metrics, logger }: Deps, options: SinkO
       }
       const key = eventKey(event);
       if (fresh.has(key)) duplicates += 1;
-      else fresh.set(key, event);
+      else {
+        fresh.set(key, event);
+        positions.set(event, record.position);
+      }
     }
 
-    const stored = await store.existingKeys([...fresh.values()]);
-    for (const row of stored) {
+    for (const row of await store.existingKeys([...fresh.values()])) {
       if (fresh.delete(eventKey(row))) duplicates += 1;
     }
-    const events = [...fresh.values()];
-    await store.insertEvents(events);
+    const undecodable = deadLetters.length;
+    const refused = await insertOrSetAside([...fresh.values()], positions);
+    deadLetters.push(...refused);
     if (deadLetters.length > 0) {
       await store.insertDeadLetters(deadLetters);
       for (const letter of deadLetters) logger.error({ position: letter.position }, letter.reason);
-      metrics.deadLetters.inc({ reason: 'undecodable' }, deadLetters.length);
+      if (undecodable > 0) metrics.deadLetters.inc({ reason: 'undecodable' }, undecodable);
+      if (refused.length > 0) metrics.deadLetters.inc({ reason: 'refused_by_clickhouse' }, refused.length);
     }
+    const stored = fresh.size - refused.length;
 
-    metrics.eventsStored.inc(events.length);
+    metrics.eventsStored.inc(stored);
     metrics.duplicatesDropped.inc(duplicates);
     metrics.sinkBatchSize.observe(records.length);
     metrics.sinkBatchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return { stored: events.length, duplicates };
+    return { stored, duplicates };
+  }
+
+  /**
+   * Inserts the events; if ClickHouse refuses the data itself (not an outage), halves the batch
+   * until the refused events are isolated, so one bad event cannot block the log forever.
+   * Returns the refused events as dead letters.
+   */
+  async function insertOrSetAside(
+    events: LogEvent[],
+    positions: Map<LogEvent, string>,
+  ): Promise<DeadLetter[]> {
+    if (events.length === 0) return [];
+    try {
+      await store.insertEvents(events);
+      return [];
+    } catch (err) {
+      if (!isDataRejected(err)) throw err;
+      const [only] = events;
+      if (events.length === 1 && only) {
+        return [
+          {
+            namespace: only.namespace,
+            reason: `ClickHouse refused the event: ${(err as Error).message.slice(0, 500)}`,
+            position: positions.get(only) ?? '',
+            payload: encodeLogEvent(only),
+          },
+        ];
+      }
+      const half = Math.ceil(events.length / 2);
+      return [
+        ...(await insertOrSetAside(events.slice(0, half), positions)),
+        ...(await insertOrSetAside(events.slice(half), positions)),
+      ];
+    }
   }
 
   let subscription: Subscription | undefined;
