@@ -17,8 +17,8 @@ USER node
 
 EXPOSE 8080
 
-# Slim images have no curl; Node 20's fetch does the probe. Only roles that run the api listen on PORT,
-# so docker-compose.yml disables this check for the sink, worker and migrate services.
+# Slim images have no curl; Node 20's fetch does the probe. Every long-running role serves /healthz on
+# PORT; docker-compose.yml disables the check for the one-shot migrate service.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 

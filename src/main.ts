@@ -8,7 +8,7 @@ import { createDb } from './db/client.ts';
 import { ensureDatabase, migratePostgres } from './db/migrations.ts';
 import { createEventLog } from './eventlog/index.ts';
 import { createEventStore } from './events/store.ts';
-import { buildApp, closeGracefully } from './http/app.ts';
+import { buildApp, buildOpsApp, closeGracefully } from './http/app.ts';
 import { createIngestService } from './ingest/service.ts';
 import { createKeyService } from './keys/service.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -117,31 +117,35 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
     logger.info('worker started (no scheduled jobs yet)');
   }
 
-  if (roles.includes('api')) {
-    const lag = () => log.lag(config.sink.consumerGroup);
-    const app = await buildApp({
-      logger: logger.child({ role: 'api' }),
-      metrics,
-      keys: createKeyService(db),
-      ingest: createIngestService({ log, metrics }, config.ingest),
-      events: store,
-      maxBodyBytes: config.ingest.maxBodyBytes,
-      beforeScrape: async () => metrics.sinkLag.set(await lag()),
-      checks: [
-        { name: 'clickhouse', check: () => ch.ping() },
-        { name: 'postgres', check: async () => void (await db.query('SELECT 1')) },
-        { name: 'redis', check: async () => void (await redis.ping()) },
-        { name: 'eventLog', check: () => log.ping() },
-        sinkLagCheck(lag, config.ready.maxSinkLag),
-      ],
-    });
-    await app.listen({ port: config.http.port, host: config.http.host });
-    // Stop accepting first, so the sink can drain what the api already acknowledged.
-    stops.unshift(async () => {
-      await closeGracefully(app);
-      logger.info('api closed');
-    });
-  }
+  // Every role serves /healthz, /readyz and /metrics on PORT; the api role adds the API.
+  const lag = () => log.lag(config.sink.consumerGroup);
+  const ops = {
+    logger: logger.child({ role: roles.join('+') }),
+    metrics,
+    beforeScrape: async () => metrics.sinkLag.set(await lag()),
+    checks: [
+      { name: 'clickhouse', check: () => ch.ping() },
+      { name: 'postgres', check: async () => void (await db.query('SELECT 1')) },
+      { name: 'redis', check: async () => void (await redis.ping()) },
+      { name: 'eventLog', check: () => log.ping() },
+      sinkLagCheck(lag, config.ready.maxSinkLag),
+    ],
+  };
+  const app = roles.includes('api')
+    ? await buildApp({
+        ...ops,
+        keys: createKeyService(db),
+        ingest: createIngestService({ log, metrics }, config.ingest),
+        events: store,
+        maxBodyBytes: config.ingest.maxBodyBytes,
+      })
+    : await buildOpsApp(ops);
+  await app.listen({ port: config.http.port, host: config.http.host });
+  // Stop accepting first, so the sink can drain what the api already acknowledged.
+  stops.unshift(async () => {
+    await closeGracefully(app);
+    logger.info('http server closed');
+  });
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -149,3 +149,46 @@ describe('meterline all', () => {
     expect(p.output()).toMatch(/SINK_BATCH_SIZE: /);
   });
 });
+
+describe('meterline sink alone', () => {
+  it('serves health and its own metrics: events stored, batches', async () => {
+    const port = await freePort();
+    const p = startMeterline('sink', { ...env.processEnv, PORT: String(port), HOST: '127.0.0.1' });
+    running.push(p);
+    const base = `http://127.0.0.1:${port}`;
+    await eventually(
+      async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok === true,
+      'sink health',
+    );
+    const before = await (await fetch(`${base}/metrics`)).text();
+    const stream = env.config.eventLog.kind === 'redis' ? env.config.eventLog.stream : '';
+    const event = {
+      namespace: 'acme',
+      id: 'sink-metrics',
+      source: 'test',
+      type: 'api-calls',
+      subject: 'c',
+      time: Date.now(),
+      datacontenttype: null,
+      dataschema: null,
+      data: null,
+      ingestedAt: Date.now(),
+    };
+    await env.redis.xadd(
+      stream,
+      '*',
+      'k',
+      JSON.stringify(['acme', 'test', 'sink-metrics']),
+      'v',
+      JSON.stringify(event),
+    );
+    await eventually(
+      async () => /^meterline_events_stored_total 1$/m.test(await (await fetch(`${base}/metrics`)).text()),
+      'stored counter',
+    );
+    expect(before).toMatch(/^meterline_events_stored_total 0$/m);
+    expect((await fetch(`${base}/api/v1/events`)).status).toBe(404);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+});

@@ -18,22 +18,32 @@ import { opsRoutes, type ReadinessCheck } from '../ops/routes.ts';
 import { requireApiKey } from './auth.ts';
 import { problemHandler } from './errors.ts';
 
-export type AppDeps = {
+export type OpsDeps = {
   logger: Logger;
   metrics: Metrics;
+  checks: ReadinessCheck[];
+  beforeScrape?: () => Promise<void>;
+};
+
+export type AppDeps = OpsDeps & {
   keys: KeyService;
   ingest: IngestService;
   events: EventStore;
-  checks: ReadinessCheck[];
-  beforeScrape?: () => Promise<void>;
   maxBodyBytes: number;
 };
 
-/** Builds the HTTP app without listening, so tests can `inject` into it. */
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+/**
+ * The server every role shares: problem+json errors, request ids, and /healthz, /readyz and
+ * /metrics. Roles without the api (a lone sink or worker) serve just this, so they can be probed
+ * and scraped too.
+ */
+export async function buildOpsApp(
+  deps: OpsDeps,
+  options: { bodyLimit?: number } = {},
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    bodyLimit: deps.maxBodyBytes,
+    bodyLimit: options.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: true,
@@ -47,7 +57,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  await app.register(opsRoutes(deps));
+  return app;
+}
 
+/** Builds the HTTP app without listening, so tests can `inject` into it. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = await buildOpsApp(deps, { bodyLimit: deps.maxBodyBytes });
   await app.register(swagger, {
     openapi: {
       info: { title: 'Meterline API', version: '1', description: 'OpenMeter v1 compatible usage metering' },
@@ -58,10 +74,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Emits the schemas named with .meta({ id }) under components, where the paths refer to them.
     transformObject: jsonSchemaTransformObject,
   });
-
-  await app.register(
-    opsRoutes({ metrics: deps.metrics, checks: deps.checks, beforeScrape: deps.beforeScrape }),
-  );
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(async (api) => {

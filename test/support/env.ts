@@ -50,6 +50,8 @@ export async function createTestEnv(overrides: NodeJS.ProcessEnv = {}): Promise<
     SINK_CONSUMER_GROUP: `${id}-sink`,
     SINK_BATCH_WAIT_MS: '20',
     LOG_LEVEL: 'silent',
+    // Every role serves /healthz and /metrics; child processes take any free port.
+    PORT: '0',
     ...overrides,
   };
   const config = loadConfig(processEnv);
