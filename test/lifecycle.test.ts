@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identifier, sql } from '../src/clickhouse/sql.ts';
 import { cloudEvent, createTestEnv, createTestSink, eventually, type TestEnv } from './support/env.ts';
-import { type MeterlineProcess, startMeterline } from './support/process.ts';
+import { BIN, type MeterlineProcess, startMeterline } from './support/process.ts';
 
 let env: TestEnv;
 let key: string;
@@ -140,6 +141,20 @@ describe('meterline all', () => {
     );
     const stored = new Set(rows.map((r) => r.id));
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
+  });
+
+  it('keys create prints a key once, on stdout alone, that the api accepts for its namespace', async () => {
+    const p = startMeterline('keys', { ...env.processEnv });
+    expect(await p.exited).toBe(2); // no subcommand: usage
+    const created = spawnSync(process.execPath, [BIN, 'keys', 'create', '--namespace', 'cli-made'], {
+      env: env.processEnv,
+      encoding: 'utf8',
+    });
+    expect(created.status).toBe(0);
+    const printed = created.stdout.trim();
+    expect(printed).toMatch(/^ml_[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).toContain('cli-made');
+    expect(await env.keys.authenticate(printed)).toBe('cli-made');
   });
 
   it('refuses to start on a bad configuration value, naming the variable', async () => {

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../bin/meterline.mjs', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/meterline.mjs', import.meta.url));
 
 export type MeterlineProcess = { child: ChildProcess; exited: Promise<number | null>; output: () => string };
 
