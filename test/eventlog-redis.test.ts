@@ -1,3 +1,7 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -58,5 +62,74 @@ describe('redis streams: bounded length', () => {
     expect(await log.lag('g')).toBe(3);
     redis.disconnect();
     await log.close();
+  });
+});
+
+describe('redis streams: Redis restarts under a running consumer', () => {
+  it('keeps consuming after the outage and loses nothing that was acknowledged to the producer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mlt-redis-'));
+    const port = 16_379 + Math.floor(Math.random() * 1000);
+    const start = () =>
+      spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'always',
+          '--save',
+          '',
+        ],
+        { stdio: 'ignore' },
+      );
+    const waitUp = () =>
+      eventually(
+        async () =>
+          (await new Redis(port, { lazyConnect: true, retryStrategy: () => null }).ping().catch(() => '')) ===
+          'PONG',
+        'redis up',
+      );
+    let server = start();
+    await waitUp();
+    const log = createRedisStreamsLog(
+      new Redis(port),
+      { stream: 's', maxLength: 100_000, claimIdleMs: 300 },
+      silent,
+    );
+    const seen = new Set<string>();
+    const sub = await log.subscribe(
+      { group: 'g', consumer: 'c', maxBatchSize: 20, maxWaitMs: 10 },
+      async (records) => {
+        for (const r of records) seen.add(r.key);
+      },
+    );
+    await log.publish(Array.from({ length: 50 }, (_, i) => ({ key: `before-${i}`, value: 'x' })));
+    await eventually(async () => seen.size === 50, 'first half');
+
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    await new Promise((r) => setTimeout(r, 300));
+    server = start();
+    await waitUp();
+    await eventually(
+      async () =>
+        await log.publish([{ key: 'probe', value: 'x' }]).then(
+          () => true,
+          () => false,
+        ),
+      'publish after restart',
+    );
+    await log.publish(Array.from({ length: 50 }, (_, i) => ({ key: `after-${i}`, value: 'x' })));
+    await eventually(async () => seen.size === 101, 'second half after the restart');
+    await sub.stop();
+    await log.close();
+    server.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -29,19 +29,16 @@ function nextId(id: string): string {
   return `${ms}-${seq + 1n}`;
 }
 
-function toRecords(entries: StreamEntry[]): { records: LogRecord[]; missing: string[] } {
+/** Entries deleted from the stream come back without fields; they are acknowledged and skipped. */
+function toRecords(entries: StreamEntry[]): { records: LogRecord[] } {
   const records: LogRecord[] = [];
-  const missing: string[] = [];
   for (const [id, fields] of entries) {
-    if (!fields) {
-      missing.push(id);
-      continue;
-    }
+    if (!fields) continue;
     const map = new Map<string, string>();
     for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
     records.push({ position: id, key: map.get('k') ?? '', value: map.get('v') ?? '' });
   }
-  return { records, missing };
+  return { records };
 }
 
 /** XINFO replies are flat [name, value, ...] lists. */
@@ -53,6 +50,9 @@ function pairs(flat: unknown[]): Record<string, unknown> {
 
 export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions, logger: Logger): EventLog {
   const { stream } = options;
+  // ioredis reconnects by itself; without a listener it would print each failed attempt to stderr.
+  const onConnectionError = (err: Error) => logger.warn({ err }, 'redis connection error; reconnecting');
+  redis.on('error', onConnectionError);
 
   async function groups(): Promise<Record<string, unknown>[]> {
     try {
@@ -118,6 +118,7 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
     async subscribe(opts: SubscribeOptions, handle): Promise<Subscription> {
       await ensureGroup(opts.group);
       const reader = redis.duplicate(); // blocking reads need their own connection
+      reader.on('error', onConnectionError);
       let stopping = false;
       let lastClaimAt = 0;
       let lastTrimAt = 0;
@@ -160,37 +161,42 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
         return entries;
       };
 
+      // After a restart, first finish what this consumer had been given but not acknowledged.
+      let ownPending = true;
+      const nextEntries = async (): Promise<StreamEntry[]> => {
+        if (ownPending) {
+          const entries = await read('0', opts.maxBatchSize);
+          if (entries.length > 0) return entries;
+          ownPending = false;
+        }
+        if (Date.now() - lastClaimAt >= options.claimIdleMs / 2) {
+          lastClaimAt = Date.now();
+          const claimed = await claimAbandoned();
+          if (claimed.length > 0) return claimed;
+        }
+        return readNew();
+      };
+
       const loop = async () => {
-        // After a restart, first finish what this consumer had been given but not acknowledged.
-        let ownPending = true;
         let failures = 0;
         while (!stopping) {
-          let entries: StreamEntry[] = [];
-          if (ownPending) {
-            entries = await read('0', opts.maxBatchSize);
-            if (entries.length === 0) ownPending = false;
-          }
-          if (entries.length === 0 && Date.now() - lastClaimAt >= options.claimIdleMs / 2) {
-            lastClaimAt = Date.now();
-            entries = await claimAbandoned();
-          }
-          if (entries.length === 0) entries = await readNew();
-          if (entries.length === 0) continue;
-          const { records, missing } = toRecords(entries);
           try {
+            const entries = await nextEntries();
+            if (entries.length === 0) continue;
+            const { records } = toRecords(entries);
             if (records.length > 0) await handle(records);
+            await redis.xack(stream, opts.group, ...entries.map(([id]) => id));
             failures = 0;
+            if (Date.now() - lastTrimAt > 1_000) {
+              lastTrimAt = Date.now();
+              await trimAcknowledged();
+            }
           } catch (err) {
+            // Whatever failed (Redis, the handler, the ack), the entries stay pending and come back.
             failures += 1;
-            logger.warn({ err, records: records.length }, 'batch failed; it stays pending and is retried');
+            logger.warn({ err, failures }, 'event log batch failed; retrying');
             ownPending = true;
             await sleep(Math.min(100 * 2 ** failures, 5_000));
-            continue;
-          }
-          await redis.xack(stream, opts.group, ...entries.map(([id]) => id), ...missing);
-          if (Date.now() - lastTrimAt > 1_000) {
-            lastTrimAt = Date.now();
-            await trimAcknowledged();
           }
         }
       };
