@@ -56,6 +56,26 @@ export function toEventRow(event: LogEvent, storedAt: number) {
   };
 }
 
+type Identity = Pick<LogEvent, 'namespace' | 'source' | 'id'>;
+
+/** Id characters per lookup query: keeps the query text well under max_query_size (256 KiB). */
+const LOOKUP_CHUNK_CHARS = 100_000;
+
+function* chunkByLength(values: string[], maxChars: number): Generator<string[]> {
+  let chunk: string[] = [];
+  let chars = 0;
+  for (const value of values) {
+    if (chunk.length > 0 && chars + value.length > maxChars) {
+      yield chunk;
+      chunk = [];
+      chars = 0;
+    }
+    chunk.push(value);
+    chars += value.length + 4; // quotes, comma, space
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
 const MAX_DATETIME = 4_294_967_295; // DateTime is 32-bit unsigned seconds
 
 /** Seconds for a DateTime bound, clamped: out-of-range values wrap around in ClickHouse. */
@@ -90,13 +110,34 @@ export function createEventStore(ch: ClickHouse) {
       );
     },
 
-    /** The subset of the given identities that is already stored. */
-    async existingKeys(events: readonly Pick<LogEvent, 'namespace' | 'source' | 'id'>[]) {
-      if (events.length === 0) return [];
-      const tuples = events.map((e) => [e.namespace, e.source, e.id]);
-      return ch.query<{ namespace: string; source: string; id: string }>(
-        sql`SELECT DISTINCT namespace, source, id FROM ${db}.event_keys WHERE (namespace, source, id) IN ${tuples}`,
-      );
+    /**
+     * The subset of the given identities that is already stored. Ids are asked per (namespace,
+     * source) as a plain IN list, in chunks that stay well under ClickHouse's max_query_size:
+     * 18.16 parses a list of tuples several times slower than a list of strings.
+     */
+    async existingKeys(events: readonly Identity[]): Promise<Identity[]> {
+      const groups = new Map<string, Identity[]>();
+      for (const event of events) {
+        const group = JSON.stringify([event.namespace, event.source]);
+        const members = groups.get(group);
+        if (members) members.push(event);
+        else groups.set(group, [event]);
+      }
+      const found: Identity[] = [];
+      for (const members of groups.values()) {
+        const { namespace, source } = members[0] as Identity;
+        for (const ids of chunkByLength(
+          members.map((e) => e.id),
+          LOOKUP_CHUNK_CHARS,
+        )) {
+          const rows = await ch.query<{ id: string }>(
+            sql`SELECT DISTINCT id FROM ${db}.event_keys
+                WHERE namespace = ${namespace} AND source = ${source} AND id IN ${ids}`,
+          );
+          for (const row of rows) found.push({ namespace, source, id: row.id });
+        }
+      }
+      return found;
     },
 
     async listEvents(filter: ListEventsFilter): Promise<StoredEvent[]> {

@@ -104,10 +104,10 @@ export async function buildTestApp(
   });
 }
 
-export function createTestSink(env: TestEnv, consumer = 'test-sink') {
+export function createTestSink(env: TestEnv, consumer = 'test-sink', batchSize = 500) {
   return createSink(
     { log: env.log, store: env.store, metrics: env.metrics, logger: silent },
-    { group: env.config.sink.consumerGroup, consumer, batchSize: 500, batchWaitMs: 20 },
+    { group: env.config.sink.consumerGroup, consumer, batchSize, batchWaitMs: 20 },
   );
 }
 
