@@ -88,13 +88,9 @@ describe('redis streams: Redis restarts under a running consumer', () => {
         ],
         { stdio: 'ignore' },
       );
-    const waitUp = () =>
-      eventually(
-        async () =>
-          (await new Redis(port, { lazyConnect: true, retryStrategy: () => null }).ping().catch(() => '')) ===
-          'PONG',
-        'redis up',
-      );
+    const ping = async () =>
+      spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG';
+    const waitUp = () => eventually(ping, 'redis up');
     let server = start();
     await waitUp();
     const log = createRedisStreamsLog(

@@ -221,7 +221,7 @@ describe('POST /api/v1/events refuses bad input and stores nothing of it', () =>
     },
     {
       name: 'an unpaired surrogate in data',
-      body: '[' + JSON.stringify(cloudEvent()).replace('"tokens"', '"\\ud800"') + ']',
+      body: `[${JSON.stringify(cloudEvent()).replace('"tokens"', '"\\ud800"')}]`,
       status: 400,
       index: 0,
       field: 'data',

@@ -204,7 +204,12 @@ describe('sink: large batches', () => {
   it('looks up a 5,000-event batch of long ids in chunks ClickHouse accepts, and stores it once', async () => {
     const long = 'x'.repeat(200);
     const events = Array.from({ length: 5000 }, (_, i) =>
-      cloudEvent({ id: `${long}-${i}`, source: i % 2 ? 'a' : 'b', subject: 'big-batch', data: { tokens: 1 } }),
+      cloudEvent({
+        id: `${long}-${i}`,
+        source: i % 2 ? 'a' : 'b',
+        subject: 'big-batch',
+        data: { tokens: 1 },
+      }),
     );
     for (let i = 0; i < events.length; i += 1000) await post(events.slice(i, i + 1000));
     const sink = createTestSink(ctx.env, 'big', 5000);
