@@ -124,12 +124,12 @@ async function measureCeiling(env: TestEnv, pass: number): Promise<Ceiling> {
     const convertStart = now();
     const rows = events.map((event) => toEventRow(event, at));
     const toEventRowMsPer1000 = ((now() - convertStart) / rows.length) * 1000;
-    await ch.insert('events', rows.slice(0, CEILING_BATCH)); // warm-up, not timed
+    await ch.insertLines('events', rows.slice(0, CEILING_BATCH)); // warm-up, not timed
     const meter = cpuMeter({});
     const cpuStart = meter.read();
     const start = now();
     for (let i = CEILING_BATCH; i < rows.length; i += CEILING_BATCH) {
-      await ch.insert('events', rows.slice(i, i + CEILING_BATCH));
+      await ch.insertLines('events', rows.slice(i, i + CEILING_BATCH));
     }
     const seconds = (now() - start) / 1000;
     const cpuEnd = meter.read();

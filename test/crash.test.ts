@@ -46,7 +46,7 @@ const post = (events: unknown[]) =>
 async function totals() {
   const db = identifier(env.ch.database);
   const [row] = await env.ch.query<{ events: string; tokens: number }>(
-    sql`SELECT count() AS events, sum(arrayElement(data_numbers, indexOf(data_paths, '$.tokens'))) AS tokens
+    sql`SELECT count() AS events, sum(arrayElement(data_decimals, indexOf(data_paths, '$.tokens'))) AS tokens
         FROM ${db}.events FINAL WHERE namespace = 'acme'`,
   );
   return { events: Number(row?.events), tokens: Number(row?.tokens) };

@@ -10,7 +10,7 @@ const post = (body: unknown) => postEvents(ctx.app, ctx.key, body);
 async function tokensBySubject(): Promise<Record<string, number>> {
   const db = identifier(ctx.env.ch.database);
   const rows = await ctx.env.ch.query<{ subject: string; total: number; events: string }>(
-    sql`SELECT subject, sum(arrayElement(data_numbers, indexOf(data_paths, '$.tokens'))) AS total, count() AS events
+    sql`SELECT subject, sum(arrayElement(data_decimals, indexOf(data_paths, '$.tokens'))) AS total, count() AS events
         FROM ${db}.events FINAL WHERE namespace = 'acme' GROUP BY subject`,
   );
   return Object.fromEntries(rows.map((r) => [r.subject, Number(r.total)]));

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { Config } from '../config.ts';
 import type { Sql } from './sql.ts';
@@ -8,6 +10,8 @@ export type ClickHouse = {
   query<Row>(query: Sql): Promise<Row[]>;
   command(query: Sql): Promise<void>;
   insert(table: string, rows: readonly object[]): Promise<void>;
+  /** Inserts rows already encoded as JSONEachRow lines. */
+  insertLines(table: string, lines: readonly string[]): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 };
@@ -35,6 +39,15 @@ export function createClickHouse(config: Config['clickhouse'], database = config
     async insert(table, rows) {
       if (rows.length === 0) return;
       await client.insert({ table: `${database}.${table}`, values: rows as object[], format: 'JSONEachRow' });
+    },
+    async insertLines(table, lines) {
+      if (lines.length === 0) return;
+      const result = await client.exec({
+        query: `INSERT INTO ${database}.${table} FORMAT JSONEachRow`,
+        values: Readable.from([lines.join('\n')]),
+      });
+      result.stream.resume(); // drain the (empty) answer so the socket returns to the pool
+      await finished(result.stream);
     },
     async ping() {
       const result = await client.ping();

@@ -28,7 +28,7 @@ const MIGRATIONS: { version: number; name: string; statements: (db: Sql) => Sql[
         data_paths Array(String),
         data_values Array(String),
         data_kinds Array(UInt8),
-        data_numbers Array(Float64)
+        data_decimals Array(Decimal128(9))
       ) ENGINE = ReplacingMergeTree()
       PARTITION BY toYYYYMM(time)
       ORDER BY (namespace, type, subject, time, source, id)`,

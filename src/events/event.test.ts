@@ -29,7 +29,7 @@ describe('flattenData', () => {
       DataKind.boolean,
       DataKind.null,
     ]);
-    expect(flat.numbers).toEqual([0, 1250, 0.1, 1, 0, 0, 0]);
+    expect(flat.decimals).toEqual(['0', '1250', '0.1', '1', '0', '0', '0']);
   });
 
   it('quotes keys that are not plain identifiers', () => {
@@ -39,6 +39,13 @@ describe('flattenData', () => {
   });
 
   it('gives empty arrays for no data', () => {
-    expect(flattenData(null)).toEqual({ paths: [], values: [], kinds: [], numbers: [] });
+    expect(flattenData(null)).toEqual({ paths: [], values: [], kinds: [], decimals: [] });
+  });
+
+  it('keeps numbers beyond Decimal128 as text, marked out of range', () => {
+    const flat = flattenData({ huge: 1e300 });
+    expect(flat.kinds).toEqual([DataKind.numberOutOfRange]);
+    expect(flat.values).toEqual(['1e+300']);
+    expect(flat.decimals).toEqual(['0']);
   });
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { toDecimalText } from './decimal.ts';
 
 /**
  * An accepted event as it travels through the event log: validated, namespaced, its time fixed
@@ -32,9 +33,11 @@ export function decodeLogEvent(raw: string): LogEvent {
   return LogEvent.parse(JSON.parse(raw));
 }
 
-export const DataKind = { null: 0, boolean: 1, number: 2, string: 3 } as const;
+/** What a flattened leaf holds; a number too large for Decimal128(38, 9) is kept as text only. */
+export const DataKind = { null: 0, boolean: 1, number: 2, string: 3, numberOutOfRange: 4 } as const;
 
-export type FlatData = { paths: string[]; values: string[]; kinds: number[]; numbers: number[] };
+/** Parallel arrays, one entry per leaf; `decimals` is plain decimal text ('0' for non-numbers). */
+export type FlatData = { paths: string[]; values: string[]; kinds: number[]; decimals: string[] };
 
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -51,27 +54,29 @@ export function childPath(parent: string, key: string | number): string {
  * has no JSON functions for nested values).
  */
 export function flattenData(data: Record<string, unknown> | null): FlatData {
-  const flat: FlatData = { paths: [], values: [], kinds: [], numbers: [] };
+  const flat: FlatData = { paths: [], values: [], kinds: [], decimals: [] };
   const visit = (value: unknown, path: string) => {
     if (value === null || value === undefined) {
-      push(path, '', DataKind.null, 0);
+      push(path, '', DataKind.null, '0');
     } else if (typeof value === 'number') {
-      push(path, String(value), DataKind.number, value);
+      const decimal = toDecimalText(value);
+      if (decimal === null) push(path, String(value), DataKind.numberOutOfRange, '0');
+      else push(path, String(value), DataKind.number, decimal);
     } else if (typeof value === 'boolean') {
-      push(path, String(value), DataKind.boolean, 0);
+      push(path, String(value), DataKind.boolean, '0');
     } else if (typeof value === 'string') {
-      push(path, value, DataKind.string, 0);
+      push(path, value, DataKind.string, '0');
     } else if (Array.isArray(value)) {
       for (const [i, item] of value.entries()) visit(item, childPath(path, i));
     } else if (typeof value === 'object') {
       for (const [key, item] of Object.entries(value)) visit(item, childPath(path, key));
     }
   };
-  const push = (path: string, text: string, kind: number, number: number) => {
+  const push = (path: string, text: string, kind: number, decimal: string) => {
     flat.paths.push(path);
     flat.values.push(text);
     flat.kinds.push(kind);
-    flat.numbers.push(number);
+    flat.decimals.push(decimal);
   };
   if (data) for (const [key, item] of Object.entries(data)) visit(item, childPath('$', key));
   return flat;

@@ -1,0 +1,41 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { toDecimalText } from './decimal.ts';
+
+describe('toDecimalText', () => {
+  it('keeps the literal a client wrote', () => {
+    expect(toDecimalText(0.1)).toBe('0.1');
+    expect(toDecimalText(1250)).toBe('1250');
+    expect(toDecimalText(-2.25)).toBe('-2.25');
+    expect(toDecimalText(1e-7)).toBe('0.0000001');
+    expect(toDecimalText(1e21)).toBe('1000000000000000000000');
+    expect(toDecimalText(123456.789)).toBe('123456.789');
+    expect(toDecimalText(-0)).toBe('0');
+  });
+
+  it('rounds half to even at the ninth decimal place', () => {
+    expect(toDecimalText(1.0000000005)).toBe('1');
+    expect(toDecimalText(1.0000000015)).toBe('1.000000002');
+    expect(toDecimalText(1.00000000051)).toBe('1.000000001');
+    expect(toDecimalText(1e-10)).toBe('0');
+    expect(toDecimalText(0.9999999999)).toBe('1');
+    expect(toDecimalText(-0.0000000004)).toBe('0');
+  });
+
+  it('refuses magnitudes Decimal128(38, 9) cannot hold', () => {
+    expect(toDecimalText(1e28)).toBe('10000000000000000000000000000');
+    expect(toDecimalText(1e29)).toBeNull();
+    expect(toDecimalText(Number.MAX_VALUE)).toBeNull();
+    expect(toDecimalText(Number.NaN)).toBeNull();
+  });
+
+  it('agrees with the number to within half a unit of the ninth place', () => {
+    fc.assert(
+      fc.property(fc.double({ min: -1e15, max: 1e15, noNaN: true }), (value) => {
+        const text = toDecimalText(value);
+        expect(text).not.toBeNull();
+        expect(Math.abs(Number(text) - value)).toBeLessThanOrEqual(5e-10 + Math.abs(value) * Number.EPSILON);
+      }),
+    );
+  });
+});
