@@ -54,6 +54,11 @@ export const Config = z.object({
     claimIdleMs: int(30_000),
   }),
   ready: z.object({ maxSinkLag: int(100_000) }),
+  meters: z.object({
+    /** YAML or JSON file of meters per namespace, created or updated at start (never deleted). */
+    file: z.string().min(1).optional(),
+    maxWindows: int(50_000),
+  }),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }),
@@ -86,6 +91,8 @@ const ENV: Record<string, string> = {
   SINK_CONSUMER_NAME: 'sink.consumerName',
   SINK_CLAIM_IDLE_MS: 'sink.claimIdleMs',
   READY_MAX_SINK_LAG: 'ready.maxSinkLag',
+  METERS_FILE: 'meters.file',
+  QUERY_MAX_WINDOWS: 'meters.maxWindows',
   LOG_LEVEL: 'log.level',
 };
 export const CONFIG_ENV_VARS = Object.keys(ENV);
@@ -103,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     redis: {},
     sink: {},
     ready: {},
+    meters: {},
     log: {},
   };
   for (const [name, path] of Object.entries(ENV)) {

@@ -11,9 +11,11 @@ import { createEventStore } from './events/store.ts';
 import { buildApp, buildOpsApp, closeGracefully } from './http/app.ts';
 import { createIngestService } from './ingest/service.ts';
 import { createKeyService } from './keys/service.ts';
+import { createMeterService } from './meters/service.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { sinkLagCheck } from './ops/routes.ts';
 import { createSink } from './sink/service.ts';
+import { createSubjectStore } from './subjects/store.ts';
 
 const USAGE = `usage: meterline <command>
   api | sink | worker | all   run one role, or every role in one process
@@ -137,6 +139,8 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
         keys: createKeyService(db),
         ingest: createIngestService({ log, metrics }, config.ingest),
         events: store,
+        meters: createMeterService({ db, ch }, { maxWindows: config.meters.maxWindows }),
+        subjects: createSubjectStore(db),
         maxBodyBytes: config.ingest.maxBodyBytes,
       })
     : await buildOpsApp(ops);

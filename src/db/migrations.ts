@@ -20,6 +20,44 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       );
       CREATE INDEX api_keys_namespace ON api_keys (namespace);`,
   },
+  {
+    version: 2,
+    name: 'meters and subjects',
+    sql: `
+      CREATE TABLE meters (
+        id text PRIMARY KEY,
+        namespace text NOT NULL,
+        slug text NOT NULL,
+        name text NOT NULL,
+        description text,
+        metadata jsonb,
+        aggregation text NOT NULL,
+        event_type text NOT NULL,
+        event_from timestamptz,
+        value_property text,
+        group_by jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        deleted_at timestamptz
+      );
+      -- A deleted meter keeps its row (and id); its slug may be reused.
+      CREATE UNIQUE INDEX meters_live_slug ON meters (namespace, slug) WHERE deleted_at IS NULL;
+
+      CREATE TABLE subjects (
+        id text PRIMARY KEY,
+        namespace text NOT NULL,
+        key text NOT NULL,
+        display_name text,
+        metadata jsonb,
+        stripe_customer_id text,
+        current_period_start timestamptz,
+        current_period_end timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE UNIQUE INDEX subjects_key ON subjects (namespace, key);
+      CREATE INDEX subjects_stripe_customer ON subjects (namespace, stripe_customer_id);`,
+  },
 ];
 
 const LOCK_ID = 4_207_713; // any constant: serialises concurrent `meterline migrate` runs

@@ -16,8 +16,15 @@ const NUMBER = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i;
  * its magnitude does not fit Decimal128(38, 9).
  */
 export function toDecimalText(value: number): string | null {
-  if (!Number.isFinite(value)) return null;
-  const match = NUMBER.exec(String(value));
+  return Number.isFinite(value) ? decimalFromText(String(value)) : null;
+}
+
+/**
+ * The same for a number written as text ("1250", "-0.5", "1e3"): OpenMeter counts numeric strings
+ * as numbers. Exact from the text itself, so long digit strings keep every digit up to the scale.
+ */
+export function decimalFromText(text: string): string | null {
+  const match = NUMBER.exec(text);
   if (!match) return null;
   const [, sign = '', intPart = '', fracPart = '', exponent = '0'] = match;
   // All significant digits as one integer, and where the decimal point sits in it.

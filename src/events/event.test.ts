@@ -42,6 +42,25 @@ describe('flattenData', () => {
     expect(flattenData(null)).toEqual({ paths: [], values: [], kinds: [], decimals: [] });
   });
 
+  it('reads numeric strings as numbers, exactly from their text', () => {
+    const flat = flattenData({
+      a: '1250',
+      b: ' -0.5 ',
+      c: '12345678901234567890.123456789',
+      d: 'gpt-4',
+      e: '1e3',
+    });
+    expect(flat.kinds).toEqual([
+      DataKind.numericString,
+      DataKind.numericString,
+      DataKind.numericString,
+      DataKind.string,
+      DataKind.numericString,
+    ]);
+    expect(flat.decimals).toEqual(['1250', '-0.5', '12345678901234567890.123456789', '0', '1000']);
+    expect(flat.values[2]).toBe('12345678901234567890.123456789');
+  });
+
   it('keeps numbers beyond Decimal128 as text, marked out of range', () => {
     const flat = flattenData({ huge: 1e300 });
     expect(flat.kinds).toEqual([DataKind.numberOutOfRange]);

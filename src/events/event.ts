@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { toDecimalText } from './decimal.ts';
+import { decimalFromText, toDecimalText } from './decimal.ts';
 
 /**
  * An accepted event as it travels through the event log: validated, namespaced, its time fixed
@@ -34,7 +34,17 @@ export function decodeLogEvent(raw: string): LogEvent {
 }
 
 /** What a flattened leaf holds; a number too large for Decimal128(38, 9) is kept as text only. */
-export const DataKind = { null: 0, boolean: 1, number: 2, string: 3, numberOutOfRange: 4 } as const;
+export const DataKind = {
+  null: 0,
+  boolean: 1,
+  number: 2,
+  string: 3,
+  numberOutOfRange: 4,
+  numericString: 5,
+} as const;
+
+/** Kinds a meter can read a number from (SUM, AVG, MIN, MAX, LATEST). */
+export const NUMERIC_KINDS = [DataKind.number, DataKind.numericString] as const;
 
 /** Parallel arrays, one entry per leaf; `decimals` is plain decimal text ('0' for non-numbers). */
 export type FlatData = { paths: string[]; values: string[]; kinds: number[]; decimals: string[] };
@@ -65,7 +75,9 @@ export function flattenData(data: Record<string, unknown> | null): FlatData {
     } else if (typeof value === 'boolean') {
       push(path, String(value), DataKind.boolean, '0');
     } else if (typeof value === 'string') {
-      push(path, value, DataKind.string, '0');
+      const decimal = value.length <= 64 ? decimalFromText(value.trim()) : null;
+      if (decimal === null) push(path, value, DataKind.string, '0');
+      else push(path, value, DataKind.numericString, decimal);
     } else if (Array.isArray(value)) {
       for (const [i, item] of value.entries()) visit(item, childPath(path, i));
     } else if (typeof value === 'object') {

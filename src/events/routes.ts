@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { MeterService } from '../meters/service.ts';
 import type { EventStore, StoredEvent } from './store.ts';
 
 const DEFAULT_WINDOW_MS = 72 * 3600 * 1000; // OpenMeter lists the last 72 hours by default
@@ -46,7 +47,7 @@ const DeadLetterItem = z.object({
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function toApiEvent(stored: StoredEvent): z.infer<typeof IngestedEvent> {
+export function toApiEvent(stored: StoredEvent, validationError?: string): z.infer<typeof IngestedEvent> {
   return {
     event: {
       id: stored.id,
@@ -59,12 +60,13 @@ export function toApiEvent(stored: StoredEvent): z.infer<typeof IngestedEvent> {
       ...(stored.dataschema ? { dataschema: stored.dataschema } : {}),
       data: stored.data,
     },
+    ...(validationError ? { validationError } : {}),
     ingestedAt: iso(stored.ingestedAt),
     storedAt: iso(stored.storedAt),
   };
 }
 
-export function eventRoutes(store: EventStore) {
+export function eventRoutes(store: EventStore, meters: Pick<MeterService, 'validationErrors'>) {
   return async (app: FastifyInstance) => {
     const typed = app.withTypeProvider<ZodTypeProvider>();
     typed.get(
@@ -92,7 +94,8 @@ export function eventRoutes(store: EventStore) {
           id: q.id,
           limit: q.limit,
         });
-        return events.map(toApiEvent);
+        const errors = await meters.validationErrors(request.namespace, events);
+        return events.map((event) => toApiEvent(event, errors.get(event)));
       },
     );
 

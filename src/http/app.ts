@@ -13,8 +13,12 @@ import { ingestRoutes } from '../ingest/routes.ts';
 import type { IngestService } from '../ingest/service.ts';
 import type { KeyService } from '../keys/service.ts';
 import { AppError } from '../lib/errors.ts';
+import { meterRoutes } from '../meters/routes.ts';
+import type { MeterService } from '../meters/service.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { opsRoutes, type ReadinessCheck } from '../ops/routes.ts';
+import { subjectRoutes } from '../subjects/routes.ts';
+import type { SubjectStore } from '../subjects/store.ts';
 import { requireApiKey } from './auth.ts';
 import { problemHandler } from './errors.ts';
 
@@ -29,6 +33,8 @@ export type AppDeps = OpsDeps & {
   keys: KeyService;
   ingest: IngestService;
   events: EventStore;
+  meters: MeterService;
+  subjects: SubjectStore;
   maxBodyBytes: number;
 };
 
@@ -79,7 +85,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (api) => {
     requireApiKey(api, deps.keys);
     await api.register(ingestRoutes(deps.ingest, { maxBodyBytes: deps.maxBodyBytes }));
-    await api.register(eventRoutes(deps.events));
+    await api.register(eventRoutes(deps.events, deps.meters));
+    await api.register(meterRoutes(deps.meters));
+    await api.register(subjectRoutes(deps.subjects));
   });
   return app;
 }

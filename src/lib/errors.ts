@@ -8,6 +8,7 @@ export const ERRORS = {
   ML_ERR_HTTP_NOT_FOUND: { status: 404, title: 'Not Found', retryable: false },
   ML_ERR_HTTP_PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload Too Large', retryable: false },
   ML_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type', retryable: false },
+  ML_ERR_METER_CONFLICT: { status: 409, title: 'Conflict', retryable: false },
   ML_ERR_INGEST_INVALID_EVENTS: { status: 400, title: 'Invalid events', retryable: false },
   ML_ERR_INGEST_TOO_MANY_EVENTS: { status: 413, title: 'Too many events', retryable: false },
   ML_ERR_EVENTLOG_FULL: { status: 503, title: 'Event log full', retryable: true },

@@ -15,9 +15,11 @@ import { createEventStore, type EventStore } from '../../src/events/store.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createIngestService } from '../../src/ingest/service.ts';
 import { createKeyService, type KeyService } from '../../src/keys/service.ts';
+import { createMeterService } from '../../src/meters/service.ts';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
 import type { ReadinessCheck } from '../../src/ops/routes.ts';
 import { createSink } from '../../src/sink/service.ts';
+import { createSubjectStore } from '../../src/subjects/store.ts';
 
 export type TestEnv = {
   id: string;
@@ -99,6 +101,8 @@ export async function buildTestApp(
     keys: env.keys,
     ingest: createIngestService({ log: env.log, metrics: env.metrics }, ingestConfig),
     events: env.store,
+    meters: createMeterService({ db: env.db, ch: env.ch }, { maxWindows: env.config.meters.maxWindows }),
+    subjects: createSubjectStore(env.db),
     maxBodyBytes: ingestConfig.maxBodyBytes,
     checks,
   });

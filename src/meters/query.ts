@@ -1,0 +1,148 @@
+import { identifier, join, type Sql, sql } from '../clickhouse/sql.ts';
+import { DataKind, NUMERIC_KINDS } from '../events/event.ts';
+import {
+  type Aggregation,
+  canonicalPath,
+  type Meter,
+  NUMERIC_AGGREGATIONS,
+  type WindowSize,
+} from './meter.ts';
+
+/** A usage query after validation: times in epoch ms, `to` exclusive, group keys known to the meter. */
+export type UsageQuery = {
+  from?: number;
+  to?: number;
+  windowSize?: WindowSize;
+  timeZone: string;
+  subjects?: string[];
+  /** Meter group-by keys and/or 'subject', in the order the caller asked. */
+  groupBy: string[];
+  filterGroupBy: Record<string, string[]>;
+};
+
+/** One result row as ClickHouse returns it: aggregates as exact decimal text. */
+export type UsageRow = {
+  window_start?: number | string;
+  min_time_ms?: string;
+  max_time_ms?: string;
+  subject?: string;
+  value: string;
+  events: string;
+} & Record<`g${number}`, string | null>;
+
+/** Window start in seconds since the epoch, in the query's time zone (midnights follow DST). */
+function windowStart(size: WindowSize, tz: string): Sql {
+  switch (size) {
+    case 'MINUTE':
+      return sql`toUnixTimestamp(toStartOfMinute(time))`;
+    case 'HOUR':
+      return sql`toUnixTimestamp(toStartOfHour(time, ${tz}))`;
+    case 'DAY':
+      return sql`toUnixTimestamp(toStartOfDay(time, ${tz}))`;
+    case 'MONTH':
+      return sql`toUnixTimestamp(toDateTime(toStartOfMonth(time, ${tz}), ${tz}))`;
+  }
+}
+
+/**
+ * Exact aggregates, as text: sums and extremes of Decimal128 values, counts as integers. AVG is
+ * returned as its exact sum; the service divides by `events` once.
+ */
+function aggregate(aggregation: Aggregation): Sql {
+  switch (aggregation) {
+    case 'SUM':
+    case 'AVG':
+      return sql`toString(sum(value_decimal))`;
+    case 'MIN':
+      return sql`toString(min(value_decimal))`;
+    case 'MAX':
+      return sql`toString(max(value_decimal))`;
+    case 'LATEST':
+      // The value of the latest event; ties in time broken by identity so the answer is stable.
+      return sql`toString(argMax(value_decimal, (time_ms, source, id)))`;
+    case 'COUNT':
+      return sql`toString(count())`;
+    case 'UNIQUE_COUNT':
+      return sql`toString(uniqExact(value_text))`;
+  }
+}
+
+const MAX_DATETIME_SECONDS = 4_294_967_295;
+const seconds = (ms: number) => Math.min(Math.max(Math.floor(ms / 1000), 0), MAX_DATETIME_SECONDS);
+
+/**
+ * The SQL for one meter query. It reads the flattened value and group-by paths with indexOf, so
+ * no row's JSON is parsed, and reads through FINAL, so a copy of an event never counts twice.
+ */
+export function buildUsageQuery(database: string, meter: Meter, query: UsageQuery): Sql {
+  const db = identifier(database);
+  const valuePath = meter.valueProperty ? canonicalPath(meter.valueProperty) : null;
+  const groupKeys = query.groupBy.filter((key) => key !== 'subject');
+  const bySubject = query.groupBy.includes('subject');
+  // Every group key that is grouped or filtered needs its value extracted.
+  const extracted = [...new Set([...groupKeys, ...Object.keys(query.filterGroupBy)])];
+  const pathOf = (key: string) => canonicalPath(meter.groupBy[key] ?? '') ?? '';
+
+  const where: Sql[] = [sql`namespace = ${meter.namespace}`, sql`type = ${meter.eventType}`];
+  const from = Math.max(query.from ?? 0, meter.eventFrom?.getTime() ?? 0);
+  if (from > 0) where.push(sql`time >= toDateTime(${seconds(from)}, 'UTC')`, sql`time_ms >= ${from}`);
+  if (query.to !== undefined) {
+    where.push(sql`time <= toDateTime(${seconds(query.to)}, 'UTC')`, sql`time_ms < ${query.to}`);
+  }
+  if (query.subjects?.length) where.push(sql`subject IN ${query.subjects}`);
+
+  const inner: Sql[] = [sql`time`, sql`time_ms`, sql`subject`, sql`source`, sql`id`];
+  if (valuePath) {
+    inner.push(
+      sql`indexOf(data_paths, ${valuePath}) AS value_index`,
+      sql`data_kinds[value_index] AS value_kind`,
+      sql`data_decimals[value_index] AS value_decimal`,
+      sql`data_values[value_index] AS value_text`,
+    );
+  }
+  extracted.forEach((key, i) => {
+    const index = identifier(`gi${i}`);
+    inner.push(
+      sql`indexOf(data_paths, ${pathOf(key)}) AS ${index}`,
+      sql`data_values[${index}] AS ${identifier(`gv${i}`)}`,
+    );
+  });
+
+  const having: Sql[] = [];
+  if (NUMERIC_AGGREGATIONS.includes(meter.aggregation)) {
+    having.push(sql`value_index > 0`, sql`value_kind IN ${[...NUMERIC_KINDS]}`);
+  } else if (meter.aggregation === 'UNIQUE_COUNT') {
+    having.push(sql`value_index > 0`, sql`value_kind != ${DataKind.null}`);
+  }
+  for (const [key, values] of Object.entries(query.filterGroupBy)) {
+    const i = extracted.indexOf(key);
+    having.push(sql`${identifier(`gi${i}`)} > 0`, sql`${identifier(`gv${i}`)} IN ${values}`);
+  }
+
+  const select: Sql[] = [];
+  const groups: Sql[] = [];
+  if (query.windowSize) {
+    select.push(sql`${windowStart(query.windowSize, query.timeZone)} AS window_start`);
+    groups.push(sql`window_start`);
+  } else {
+    select.push(sql`toString(min(time_ms)) AS min_time_ms`, sql`toString(max(time_ms)) AS max_time_ms`);
+  }
+  if (bySubject) {
+    select.push(sql`subject`);
+    groups.push(sql`subject`);
+  }
+  for (const key of groupKeys) {
+    const i = extracted.indexOf(key);
+    const out = identifier(`g${groupKeys.indexOf(key)}`);
+    // A missing group-by value is null, not an empty string.
+    select.push(sql`if(${identifier(`gi${i}`)} > 0, ${identifier(`gv${i}`)}, NULL) AS ${out}`);
+    groups.push(out);
+  }
+  select.push(sql`${aggregate(meter.aggregation)} AS value`, sql`toString(count()) AS events`);
+
+  const filtered = having.length > 0 ? sql` WHERE ${join(having, ' AND ')}` : sql``;
+  const grouping =
+    groups.length > 0 ? sql` GROUP BY ${join(groups, ', ')} ORDER BY ${join(groups, ', ')}` : sql``;
+  return sql`SELECT ${join(select, ', ')}
+FROM (SELECT ${join(inner, ', ')} FROM ${db}.events FINAL WHERE ${join(where, ' AND ')})${filtered}${grouping}`;
+}

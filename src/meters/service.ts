@@ -1,0 +1,251 @@
+import { DateTime, IANAZone } from 'luxon';
+import type { ClickHouse } from '../clickhouse/client.ts';
+import { identifier, sql } from '../clickhouse/sql.ts';
+import type { Db } from '../db/client.ts';
+import { flattenData, type LogEvent, NUMERIC_KINDS } from '../events/event.ts';
+import { AppError } from '../lib/errors.ts';
+import {
+  canonicalPath,
+  type Meter,
+  type MeterCreate,
+  type MeterUpdate,
+  NUMERIC_AGGREGATIONS,
+  type WindowSize,
+} from './meter.ts';
+import { buildUsageQuery, type UsageQuery, type UsageRow } from './query.ts';
+import { createMeterStore } from './store.ts';
+
+export type MeterService = ReturnType<typeof createMeterService>;
+
+/** A query as the API receives it, before validation against the meter. */
+export type UsageQueryInput = {
+  from?: string;
+  to?: string;
+  windowSize?: WindowSize;
+  windowTimeZone?: string;
+  subject?: string[];
+  groupBy?: string[];
+  filterGroupBy?: Record<string, string[]>;
+};
+
+export type UsageResult = {
+  from?: string;
+  to?: string;
+  windowSize?: WindowSize;
+  data: {
+    value: number;
+    windowStart: string;
+    windowEnd: string;
+    subject: string | null;
+    groupBy: Record<string, string | null>;
+  }[];
+};
+
+const WINDOW_MS: Record<WindowSize, number> = {
+  MINUTE: 60_000,
+  HOUR: 3_600_000,
+  DAY: 86_400_000,
+  MONTH: 28 * 86_400_000, // the shortest month: an upper bound on the window count
+};
+
+const LUXON_UNIT = { MINUTE: 'minutes', HOUR: 'hours', DAY: 'days', MONTH: 'months' } as const;
+
+/** The end of a window: the next local boundary (a DST day lasts 23 or 25 hours). */
+export function windowEnd(startMs: number, size: WindowSize, timeZone: string): number {
+  return DateTime.fromMillis(startMs, { zone: timeZone })
+    .plus({ [LUXON_UNIT[size]]: 1 })
+    .toMillis();
+}
+
+const badParameter = (parameter: string, message: string): never => {
+  throw new AppError('ML_ERR_HTTP_BAD_REQUEST', `${parameter}: ${message}`, {
+    errors: [{ field: parameter, message }],
+  });
+};
+
+function parseTime(parameter: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms) || !/^\d{4}-\d{2}-\d{2}T/.test(text))
+    return badParameter(parameter, 'not an RFC 3339 date-time');
+  return ms;
+}
+
+/** Meters (PostgreSQL) and their usage (ClickHouse). */
+export function createMeterService(deps: { db: Db; ch: ClickHouse }, options: { maxWindows: number }) {
+  const store = createMeterStore(deps.db);
+
+  async function get(namespace: string, idOrSlug: string): Promise<Meter> {
+    const meter = await store.get(namespace, idOrSlug);
+    if (!meter) throw new AppError('ML_ERR_HTTP_NOT_FOUND', `no meter ${JSON.stringify(idOrSlug)}`);
+    return meter;
+  }
+
+  function validateQuery(meter: Meter, input: UsageQueryInput): UsageQuery {
+    const from = parseTime('from', input.from);
+    const to = parseTime('to', input.to);
+    if (from !== undefined && to !== undefined && from >= to) badParameter('to', 'must be after from');
+    const timeZone = input.windowTimeZone ?? 'UTC';
+    if (!IANAZone.isValidZone(timeZone))
+      badParameter('windowTimeZone', `unknown time zone ${JSON.stringify(timeZone)}`);
+    const groupBy = [...new Set(input.groupBy ?? [])];
+    for (const key of groupBy) {
+      if (key !== 'subject' && !(key in meter.groupBy)) {
+        badParameter('groupBy', `meter ${meter.slug} has no group-by ${JSON.stringify(key)}`);
+      }
+    }
+    const filterGroupBy = input.filterGroupBy ?? {};
+    for (const key of Object.keys(filterGroupBy)) {
+      if (!(key in meter.groupBy))
+        badParameter('filterGroupBy', `meter ${meter.slug} has no group-by ${JSON.stringify(key)}`);
+    }
+    return {
+      from,
+      to,
+      windowSize: input.windowSize,
+      timeZone,
+      subjects: input.subject,
+      groupBy,
+      filterGroupBy,
+    };
+  }
+
+  async function firstEventTime(meter: Meter): Promise<number | undefined> {
+    const db = identifier(deps.ch.database);
+    const [row] = await deps.ch.query<{ t: string; n: string }>(
+      sql`SELECT toString(min(time_ms)) AS t, toString(count()) AS n FROM ${db}.events
+          WHERE namespace = ${meter.namespace} AND type = ${meter.eventType}`,
+    );
+    return row && Number(row.n) > 0 ? Number(row.t) : undefined;
+  }
+
+  return {
+    list: (namespace: string, includeDeleted = false) => store.list(namespace, { includeDeleted }),
+    get,
+
+    async create(namespace: string, input: MeterCreate): Promise<Meter> {
+      const meter = await store.insert(namespace, input);
+      if (!meter) {
+        throw new AppError(
+          'ML_ERR_METER_CONFLICT',
+          `a meter with slug ${JSON.stringify(input.slug)} already exists`,
+        );
+      }
+      return meter;
+    },
+
+    async update(namespace: string, idOrSlug: string, input: MeterUpdate): Promise<Meter> {
+      const meter = await get(namespace, idOrSlug);
+      return (await store.update(meter.id, input)) ?? get(namespace, idOrSlug);
+    },
+
+    async remove(namespace: string, idOrSlug: string): Promise<void> {
+      const meter = await get(namespace, idOrSlug);
+      await store.softDelete(meter.id);
+    },
+
+    /** Usage of one meter: exact aggregates per window, subject and group. */
+    async query(namespace: string, idOrSlug: string, input: UsageQueryInput): Promise<UsageResult> {
+      const meter = await get(namespace, idOrSlug);
+      const query = validateQuery(meter, input);
+      if (query.windowSize) {
+        const start = query.from ?? (await firstEventTime(meter)) ?? Date.now();
+        const windows = Math.ceil(((query.to ?? Date.now()) - start) / WINDOW_MS[query.windowSize]);
+        if (windows > options.maxWindows) {
+          badParameter(
+            'windowSize',
+            `the range holds about ${windows} ${query.windowSize} windows; the limit is ${options.maxWindows}`,
+          );
+        }
+      }
+      const rows = await deps.ch.query<UsageRow>(buildUsageQuery(deps.ch.database, meter, query));
+      const groupKeys = query.groupBy.filter((key) => key !== 'subject');
+      const data = rows
+        .filter((row) => Number(row.events) > 0)
+        .map((row) => {
+          let start: number;
+          let end: number;
+          if (query.windowSize) {
+            start = Number(row.window_start) * 1000;
+            end = windowEnd(start, query.windowSize, query.timeZone);
+          } else {
+            start = query.from ?? Number(row.min_time_ms);
+            end = query.to ?? Number(row.max_time_ms) + 1;
+          }
+          const value =
+            meter.aggregation === 'AVG' ? Number(row.value) / Number(row.events) : Number(row.value);
+          return {
+            value,
+            windowStart: new Date(start).toISOString(),
+            windowEnd: new Date(end).toISOString(),
+            subject: query.groupBy.includes('subject') ? (row.subject ?? null) : null,
+            groupBy: Object.fromEntries(groupKeys.map((key, i) => [key, row[`g${i}`] ?? null])),
+          };
+        });
+      return {
+        ...(query.from !== undefined ? { from: new Date(query.from).toISOString() } : {}),
+        ...(query.to !== undefined ? { to: new Date(query.to).toISOString() } : {}),
+        ...(query.windowSize ? { windowSize: query.windowSize } : {}),
+        data,
+      };
+    },
+
+    /** Subjects that sent events of the meter's type. */
+    async subjects(namespace: string, idOrSlug: string): Promise<string[]> {
+      const meter = await get(namespace, idOrSlug);
+      const db = identifier(deps.ch.database);
+      const rows = await deps.ch.query<{ subject: string }>(
+        sql`SELECT DISTINCT subject FROM ${db}.events
+            WHERE namespace = ${meter.namespace} AND type = ${meter.eventType} ORDER BY subject`,
+      );
+      return rows.map((r) => r.subject);
+    },
+
+    /** Distinct values of one group-by key. */
+    async groupByValues(namespace: string, idOrSlug: string, key: string): Promise<string[]> {
+      const meter = await get(namespace, idOrSlug);
+      const path = key in meter.groupBy ? canonicalPath(meter.groupBy[key] ?? '') : null;
+      if (!path)
+        throw new AppError(
+          'ML_ERR_HTTP_NOT_FOUND',
+          `meter ${meter.slug} has no group-by ${JSON.stringify(key)}`,
+        );
+      const db = identifier(deps.ch.database);
+      const rows = await deps.ch.query<{ v: string }>(
+        sql`SELECT DISTINCT data_values[i] AS v FROM (
+              SELECT data_values, indexOf(data_paths, ${path}) AS i FROM ${db}.events
+              WHERE namespace = ${meter.namespace} AND type = ${meter.eventType})
+            WHERE i > 0 ORDER BY v`,
+      );
+      return rows.map((r) => r.v);
+    },
+
+    /**
+     * Why an event will not count for a meter of its type, as OpenMeter reports it on the events
+     * list: a numeric meter whose value is missing or not a number.
+     */
+    async validationErrors(namespace: string, events: readonly LogEvent[]): Promise<Map<LogEvent, string>> {
+      const meters = (await store.list(namespace)).filter(
+        (m) => NUMERIC_AGGREGATIONS.includes(m.aggregation) && m.valueProperty,
+      );
+      const errors = new Map<LogEvent, string>();
+      if (meters.length === 0) return errors;
+      for (const event of events) {
+        const relevant = meters.filter((m) => m.eventType === event.type);
+        if (relevant.length === 0) continue;
+        const flat = flattenData(event.data);
+        const problems = relevant.flatMap((meter) => {
+          const path = canonicalPath(meter.valueProperty ?? '') ?? '';
+          const i = flat.paths.indexOf(path);
+          if (i < 0) return [`meter ${meter.slug}: no value at ${meter.valueProperty}`];
+          const kind = flat.kinds[i] as (typeof NUMERIC_KINDS)[number];
+          return NUMERIC_KINDS.includes(kind)
+            ? []
+            : [`meter ${meter.slug}: value at ${meter.valueProperty} is not a number`];
+        });
+        if (problems.length > 0) errors.set(event, problems.join('; '));
+      }
+      return errors;
+    },
+  };
+}
