@@ -11,6 +11,7 @@ import { createEventStore } from './events/store.ts';
 import { buildApp, buildOpsApp, closeGracefully } from './http/app.ts';
 import { createIngestService } from './ingest/service.ts';
 import { createKeyService } from './keys/service.ts';
+import { applyMetersFile } from './meters/config-file.ts';
 import { createMeterService } from './meters/service.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { sinkLagCheck } from './ops/routes.ts';
@@ -133,13 +134,15 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
       sinkLagCheck(lag, config.ready.maxSinkLag),
     ],
   };
+  const meters = createMeterService({ db, ch }, { maxWindows: config.meters.maxWindows });
+  if (roles.includes('api') && config.meters.file) await applyMetersFile(config.meters.file, meters, logger);
   const app = roles.includes('api')
     ? await buildApp({
         ...ops,
         keys: createKeyService(db),
         ingest: createIngestService({ log, metrics }, config.ingest),
         events: store,
-        meters: createMeterService({ db, ch }, { maxWindows: config.meters.maxWindows }),
+        meters,
         subjects: createSubjectStore(db),
         maxBodyBytes: config.ingest.maxBodyBytes,
       })

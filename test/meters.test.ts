@@ -3,7 +3,12 @@ import { cloudEvent, createTestSink, eventually, postEvents, useTestApp } from '
 
 const ctx = useTestApp();
 
-function api(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}) {
+function api(
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
   return ctx.app.inject({
     method,
     url,
@@ -16,7 +21,10 @@ async function ingest(events: unknown[]) {
   expect((await postEvents(ctx.app, ctx.key, events)).statusCode).toBe(204);
   const sink = createTestSink(ctx.env);
   await sink.start();
-  await eventually(async () => (await ctx.env.log.lag(ctx.env.config.sink.consumerGroup)) === 0, 'sink to drain');
+  await eventually(
+    async () => (await ctx.env.log.lag(ctx.env.config.sink.consumerGroup)) === 0,
+    'sink to drain',
+  );
   await sink.stop();
 }
 
@@ -40,14 +48,21 @@ describe('meters API', () => {
     expect((await api('GET', '/api/v1/meters/tokens_total')).json().id).toBe(meter.id);
     expect((await api('POST', '/api/v1/meters', tokens)).statusCode).toBe(409);
 
-    const updated = await api('PUT', '/api/v1/meters/tokens_total', { name: 'Input tokens', groupBy: { ...tokens.groupBy, region: '$.region' } });
+    const updated = await api('PUT', '/api/v1/meters/tokens_total', {
+      name: 'Input tokens',
+      groupBy: { ...tokens.groupBy, region: '$.region' },
+    });
     expect(updated.statusCode).toBe(200);
     expect(updated.json()).toMatchObject({ name: 'Input tokens', groupBy: { region: '$.region' } });
 
-    const temp = (await api('POST', '/api/v1/meters', { slug: 'temp', aggregation: 'COUNT', eventType: 'x' })).json();
+    const temp = (
+      await api('POST', '/api/v1/meters', { slug: 'temp', aggregation: 'COUNT', eventType: 'x' })
+    ).json();
     expect((await api('DELETE', '/api/v1/meters/temp')).statusCode).toBe(204);
     expect((await api('GET', '/api/v1/meters/temp')).statusCode).toBe(404);
-    expect((await api('GET', '/api/v1/meters')).json().map((m: { slug: string }) => m.slug)).toEqual(['tokens_total']);
+    expect((await api('GET', '/api/v1/meters')).json().map((m: { slug: string }) => m.slug)).toEqual([
+      'tokens_total',
+    ]);
     const all = (await api('GET', '/api/v1/meters?includeDeleted=true')).json();
     expect(all.find((m: { id: string }) => m.id === temp.id)?.deletedAt).toBeTruthy();
   });
@@ -73,7 +88,12 @@ describe('meters API', () => {
 describe('usage queries', () => {
   it('sums nested values by window, subject and group, exactly, in a time zone', async () => {
     const event = (subject: string, time: string, value: unknown, model = 'gpt-4o', extra: object = {}) =>
-      cloudEvent({ type: 'ai-tokens', subject, time, data: { model, usage: { input_tokens: value }, 'customer tier': 'pro', ...extra } });
+      cloudEvent({
+        type: 'ai-tokens',
+        subject,
+        time,
+        data: { model, usage: { input_tokens: value }, 'customer tier': 'pro', ...extra },
+      });
     await ingest([
       event('acme', '2026-03-28T22:30:00Z', 0.1), // Paris: 28 March 23:30
       event('acme', '2026-03-28T23:30:00Z', 0.2), // Paris: 29 March 00:30 (DST starts 29 March 02:00)
@@ -84,10 +104,19 @@ describe('usage queries', () => {
       event('globex', '2026-03-29T14:00:00Z', undefined), // missing: left out
     ]);
 
-    const total = await api('GET', '/api/v1/meters/tokens_total/query?from=2026-03-28T00:00:00Z&to=2026-04-01T00:00:00Z');
+    const total = await api(
+      'GET',
+      '/api/v1/meters/tokens_total/query?from=2026-03-28T00:00:00Z&to=2026-04-01T00:00:00Z',
+    );
     expect(total.statusCode, total.body).toBe(200);
     expect(total.json().data).toEqual([
-      { value: 1255.300000001, windowStart: '2026-03-28T00:00:00.000Z', windowEnd: '2026-04-01T00:00:00.000Z', subject: null, groupBy: {} },
+      {
+        value: 1255.300000001,
+        windowStart: '2026-03-28T00:00:00.000Z',
+        windowEnd: '2026-04-01T00:00:00.000Z',
+        subject: null,
+        groupBy: {},
+      },
     ]);
 
     const days = await api(
@@ -96,10 +125,28 @@ describe('usage queries', () => {
     );
     expect(days.statusCode, days.body).toBe(200);
     expect(days.json().data).toEqual([
-      { value: 0.1, windowStart: '2026-03-27T23:00:00.000Z', windowEnd: '2026-03-28T23:00:00.000Z', subject: 'acme', groupBy: {} },
+      {
+        value: 0.1,
+        windowStart: '2026-03-27T23:00:00.000Z',
+        windowEnd: '2026-03-28T23:00:00.000Z',
+        subject: 'acme',
+        groupBy: {},
+      },
       // The DST day is 23 hours long.
-      { value: 1250.2, windowStart: '2026-03-28T23:00:00.000Z', windowEnd: '2026-03-29T22:00:00.000Z', subject: 'acme', groupBy: {} },
-      { value: 5, windowStart: '2026-03-29T22:00:00.000Z', windowEnd: '2026-03-30T22:00:00.000Z', subject: 'acme', groupBy: {} },
+      {
+        value: 1250.2,
+        windowStart: '2026-03-28T23:00:00.000Z',
+        windowEnd: '2026-03-29T22:00:00.000Z',
+        subject: 'acme',
+        groupBy: {},
+      },
+      {
+        value: 5,
+        windowStart: '2026-03-29T22:00:00.000Z',
+        windowEnd: '2026-03-30T22:00:00.000Z',
+        subject: 'acme',
+        groupBy: {},
+      },
     ]);
 
     const byModel = await api('POST', '/api/v1/meters/tokens_total/query', {
@@ -113,7 +160,9 @@ describe('usage queries', () => {
       expect.objectContaining({ value: 5, groupBy: { model: 'gpt-4o-mini', tier: 'pro' } }),
     ]);
 
-    const csv = await api('GET', '/api/v1/meters/tokens_total/query?groupBy=subject', undefined, { accept: 'text/csv' });
+    const csv = await api('GET', '/api/v1/meters/tokens_total/query?groupBy=subject', undefined, {
+      accept: 'text/csv',
+    });
     expect(csv.headers['content-type']).toMatch(/^text\/csv/);
     expect(csv.body.split('\n')[0]).toBe('windowStart,windowEnd,subject,value');
     expect(csv.body).toContain(',acme,1255.3');
@@ -121,7 +170,10 @@ describe('usage queries', () => {
 
   it('lists subjects and group-by values, and flags events a meter cannot count', async () => {
     expect((await api('GET', '/api/v1/meters/tokens_total/subjects')).json()).toEqual(['acme', 'globex']);
-    expect((await api('GET', '/api/v1/meters/tokens_total/group-by/model/values')).json()).toEqual(['gpt-4o', 'gpt-4o-mini']);
+    expect((await api('GET', '/api/v1/meters/tokens_total/group-by/model/values')).json()).toEqual([
+      'gpt-4o',
+      'gpt-4o-mini',
+    ]);
     expect((await api('GET', '/api/v1/meters/tokens_total/group-by/nope/values')).statusCode).toBe(404);
     const listed = (await api('GET', '/api/v1/events?from=2026-03-01T00:00:00Z&subject=globex')).json() as {
       event: { time: string };
@@ -129,7 +181,9 @@ describe('usage queries', () => {
     }[];
     const byTime = Object.fromEntries(listed.map((e) => [e.event.time, e.validationError]));
     expect(byTime['2026-03-29T12:00:00.000Z']).toBeUndefined();
-    expect(byTime['2026-03-29T13:00:00.000Z']).toMatch(/tokens_total: value at \$\.usage\.input_tokens is not a number/);
+    expect(byTime['2026-03-29T13:00:00.000Z']).toMatch(
+      /tokens_total: value at \$\.usage\.input_tokens is not a number/,
+    );
     expect(byTime['2026-03-29T14:00:00.000Z']).toMatch(/tokens_total: no value/);
   });
 
@@ -140,7 +194,11 @@ describe('usage queries', () => {
       ['/api/v1/meters/tokens_total/query?windowTimeZone=Mars/Olympus', 400, 'windowTimeZone'],
       ['/api/v1/meters/tokens_total/query?from=yesterday', 400, 'from'],
       ['/api/v1/meters/tokens_total/query?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', 400, 'to'],
-      ['/api/v1/meters/tokens_total/query?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&windowSize=MINUTE', 400, 'windowSize'],
+      [
+        '/api/v1/meters/tokens_total/query?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&windowSize=MINUTE',
+        400,
+        'windowSize',
+      ],
       ['/api/v1/meters/tokens_total/query?groupBy=colour', 400, 'groupBy'],
       ['/api/v1/meters/tokens_total/query?filterGroupBy[colour]=red', 400, 'filterGroupBy'],
     ];
@@ -153,7 +211,14 @@ describe('usage queries', () => {
   });
 
   it('treats hostile strings as data', async () => {
-    const hostile = ["o'brien", 'back\\slash', 'nul\0byte', "'; DROP TABLE events; --", '/* c */', 'x'.repeat(5000)];
+    const hostile = [
+      "o'brien",
+      'back\\slash',
+      'nul\0byte',
+      "'; DROP TABLE events; --",
+      '/* c */',
+      'x'.repeat(5000),
+    ];
     for (const s of hostile) {
       const q = new URLSearchParams({ subject: s, groupBy: 'model', 'filterGroupBy[model]': s });
       const res = await api('GET', `/api/v1/meters/tokens_total/query?${q}`);
@@ -161,5 +226,23 @@ describe('usage queries', () => {
       expect(res.json().data).toEqual([]);
     }
     expect((await api('GET', '/api/v1/meters/tokens_total/query')).json().data[0].value).toBe(1255.300000001);
+  });
+});
+
+describe('namespaces', () => {
+  it('never shows one namespace’s meters or usage to another, even with the same slug and events', async () => {
+    const other = (await ctx.env.keys.create('globex')).key;
+    const asOther = (method: 'GET' | 'POST', url: string, body?: unknown) =>
+      ctx.app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${other}` },
+        ...(body ? { payload: body as object } : {}),
+      });
+    expect((await asOther('GET', '/api/v1/meters')).json()).toEqual([]);
+    expect((await asOther('GET', '/api/v1/meters/tokens_total/query')).statusCode).toBe(404);
+    expect((await asOther('POST', '/api/v1/meters', tokens)).statusCode).toBe(201);
+    expect((await asOther('GET', '/api/v1/meters/tokens_total/query')).json().data).toEqual([]);
+    expect((await asOther('GET', '/api/v1/meters/tokens_total/subjects')).json()).toEqual([]);
   });
 });

@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { NAMESPACE_PATTERN } from '../keys/service.ts';
+import { MeterCreate } from './meter.ts';
+import type { MeterService } from './service.ts';
+
+/** The meters file: YAML (or JSON, which YAML reads too), one list of meters, each with its namespace. */
+export const MetersFile = z.object({
+  meters: z.array(z.intersection(z.object({ namespace: z.string().regex(NAMESPACE_PATTERN) }), MeterCreate)),
+});
+
+/**
+ * Creates the meters a file declares, and updates what may change (name, description, metadata,
+ * group-by). It never deletes a meter, and refuses to start when a declared meter differs from the
+ * stored one in what cannot change (aggregation, event type, value), rather than silently re-meter.
+ */
+export async function applyMetersFile(path: string, meters: MeterService, logger: Logger): Promise<void> {
+  const parsed = MetersFile.safeParse(parse(await readFile(path, 'utf8')));
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`${path}: ${issues}`);
+  }
+  for (const { namespace, ...declared } of parsed.data.meters) {
+    const existing = (await meters.list(namespace)).find((m) => m.slug === declared.slug);
+    if (!existing) {
+      await meters.create(namespace, declared);
+      logger.info({ namespace, slug: declared.slug }, 'meter created from file');
+      continue;
+    }
+    const fixed: [string, unknown, unknown][] = [
+      ['aggregation', existing.aggregation, declared.aggregation],
+      ['eventType', existing.eventType, declared.eventType],
+      ['valueProperty', existing.valueProperty ?? undefined, declared.valueProperty],
+    ];
+    const changed = fixed.filter(([, was, now]) => was !== now).map(([field]) => field);
+    if (changed.length > 0) {
+      throw new Error(
+        `${path}: meter ${namespace}/${declared.slug} differs from the stored one in ${changed.join(', ')}, which cannot change; ` +
+          'create a meter with a new slug instead',
+      );
+    }
+    await meters.update(namespace, existing.id, {
+      name: declared.name ?? declared.slug,
+      description: declared.description,
+      metadata: declared.metadata,
+      groupBy: declared.groupBy ?? {},
+    });
+  }
+}
