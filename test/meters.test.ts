@@ -170,10 +170,21 @@ describe('usage queries', () => {
 
   it('lists subjects and group-by values, and flags events a meter cannot count', async () => {
     expect((await api('GET', '/api/v1/meters/tokens_total/subjects')).json()).toEqual(['acme', 'globex']);
-    expect((await api('GET', '/api/v1/meters/tokens_total/group-by/model/values')).json()).toEqual([
-      'gpt-4o',
-      'gpt-4o-mini',
-    ]);
+    // Like OpenMeter: the last 24 hours by default, or the range given.
+    expect((await api('GET', '/api/v1/meters/tokens_total/group-by/model/values')).json()).toEqual([]);
+    const values = await api(
+      'GET',
+      '/api/v1/meters/tokens_total/group-by/model/values?from=2026-03-29T22:00:00Z',
+    );
+    expect(values.json()).toEqual(['gpt-4o-mini']);
+    const early = await api(
+      'GET',
+      '/api/v1/meters/tokens_total/subjects?from=2026-03-29T00:00:00Z&to=2026-03-29T13:00:00Z',
+    );
+    expect(early.json()).toEqual(['globex']);
+    expect(
+      (await api('GET', '/api/v1/meters/tokens_total/subjects?from=2026-03-29T22:00:00Z')).json(),
+    ).toEqual(['acme']);
     expect((await api('GET', '/api/v1/meters/tokens_total/group-by/nope/values')).statusCode).toBe(404);
     const listed = (await api('GET', '/api/v1/events?from=2026-03-01T00:00:00Z&subject=globex')).json() as {
       event: { time: string };

@@ -35,16 +35,19 @@ export function problemHandler(error: FastifyError | Error, request: FastifyRequ
   if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
   else request.log.info({ code: problem.code, detail: problem.message }, 'request rejected');
   if (problem.retryable && problem.status === 503) reply.header('retry-after', '1');
+  const body = {
+    type: 'about:blank',
+    title: problem.title,
+    status: problem.status,
+    code: problem.code,
+    detail: problem.message,
+    instance: `urn:request:${request.id}`,
+    ...problem.extensions,
+  };
+  // Sent as bytes so Fastify does not append "; charset=utf-8": OpenMeter's SDK reads the problem
+  // details only when the content type is exactly application/problem+json.
   reply
     .code(problem.status)
     .type('application/problem+json')
-    .send({
-      type: 'about:blank',
-      title: problem.title,
-      status: problem.status,
-      code: problem.code,
-      detail: problem.message,
-      instance: `urn:request:${request.id}`,
-      ...problem.extensions,
-    });
+    .send(Buffer.from(JSON.stringify(body)));
 }

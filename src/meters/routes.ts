@@ -50,6 +50,8 @@ const QueryResult = z
   })
   .meta({ id: 'MeterQueryResult' });
 
+const TimeRange = z.object({ from: z.string().optional(), to: z.string().optional() });
+
 const MeterParams = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
 
 /** OpenMeter's deep-object filter: ?filterGroupBy[model]=gpt-4o (repeatable). */
@@ -182,10 +184,11 @@ export function meterRoutes(service: MeterService) {
           operationId: 'listMeterSubjects',
           tags,
           params: MeterParams,
+          querystring: TimeRange,
           response: { 200: z.array(z.string()) },
         },
       },
-      async (request) => service.subjects(request.namespace, request.params.meterIdOrSlug),
+      async (request) => service.subjects(request.namespace, request.params.meterIdOrSlug, request.query),
     );
 
     typed.get(
@@ -195,11 +198,17 @@ export function meterRoutes(service: MeterService) {
           operationId: 'listMeterGroupByValues',
           tags,
           params: MeterParams.extend({ groupByKey: z.string().min(1) }),
+          querystring: TimeRange,
           response: { 200: z.array(z.string()) },
         },
       },
       async (request) =>
-        service.groupByValues(request.namespace, request.params.meterIdOrSlug, request.params.groupByKey),
+        service.groupByValues(
+          request.namespace,
+          request.params.meterIdOrSlug,
+          request.params.groupByKey,
+          request.query,
+        ),
     );
   };
 }

@@ -1,6 +1,6 @@
 import { DateTime, IANAZone } from 'luxon';
 import type { ClickHouse } from '../clickhouse/client.ts';
-import { identifier, sql } from '../clickhouse/sql.ts';
+import { identifier, join, sql } from '../clickhouse/sql.ts';
 import type { Db } from '../db/client.ts';
 import { flattenData, type LogEvent, NUMERIC_KINDS } from '../events/event.ts';
 import { AppError } from '../lib/errors.ts';
@@ -71,6 +71,23 @@ function parseTime(parameter: string, text: string | undefined): number | undefi
   return ms;
 }
 
+export type TimeRangeInput = { from?: string; to?: string };
+
+function parseRange(range: TimeRangeInput): { from?: number; to?: number } {
+  const from = parseTime('from', range.from);
+  const to = parseTime('to', range.to);
+  if (from !== undefined && to !== undefined && from >= to) badParameter('to', 'must be after from');
+  return { from, to };
+}
+
+/** The events of a meter's type in [from, to), by the primary key's time column first. */
+function meterEvents(meter: Meter, range: { from?: number; to?: number }) {
+  const parts = [sql`namespace = ${meter.namespace}`, sql`type = ${meter.eventType}`];
+  if (range.from !== undefined) parts.push(sql`time_ms >= ${range.from}`);
+  if (range.to !== undefined) parts.push(sql`time_ms < ${range.to}`);
+  return join(parts, ' AND ');
+}
+
 /** Meters (PostgreSQL) and their usage (ClickHouse). */
 export function createMeterService(deps: { db: Db; ch: ClickHouse }, options: { maxWindows: number }) {
   const store = createMeterStore(deps.db);
@@ -82,13 +99,12 @@ export function createMeterService(deps: { db: Db; ch: ClickHouse }, options: { 
   }
 
   function validateQuery(meter: Meter, input: UsageQueryInput): UsageQuery {
-    const from = parseTime('from', input.from);
-    const to = parseTime('to', input.to);
-    if (from !== undefined && to !== undefined && from >= to) badParameter('to', 'must be after from');
+    const { from, to } = parseRange(input);
     const timeZone = input.windowTimeZone ?? 'UTC';
     if (!IANAZone.isValidZone(timeZone))
       badParameter('windowTimeZone', `unknown time zone ${JSON.stringify(timeZone)}`);
-    const groupBy = [...new Set(input.groupBy ?? [])];
+    // As in OpenMeter, a subject filter also groups by subject.
+    const groupBy = [...new Set([...(input.subject?.length ? ['subject'] : []), ...(input.groupBy ?? [])])];
     for (const key of groupBy) {
       if (key !== 'subject' && !(key in meter.groupBy)) {
         badParameter('groupBy', `meter ${meter.slug} has no group-by ${JSON.stringify(key)}`);
@@ -190,31 +206,33 @@ export function createMeterService(deps: { db: Db; ch: ClickHouse }, options: { 
       };
     },
 
-    /** Subjects that sent events of the meter's type. */
-    async subjects(namespace: string, idOrSlug: string): Promise<string[]> {
+    /** Subjects that sent events of the meter's type, optionally within [from, to). */
+    async subjects(namespace: string, idOrSlug: string, range: TimeRangeInput = {}): Promise<string[]> {
       const meter = await get(namespace, idOrSlug);
       const db = identifier(deps.ch.database);
       const rows = await deps.ch.query<{ subject: string }>(
-        sql`SELECT DISTINCT subject FROM ${db}.events
-            WHERE namespace = ${meter.namespace} AND type = ${meter.eventType} ORDER BY subject`,
+        sql`SELECT DISTINCT subject FROM ${db}.events WHERE ${meterEvents(meter, parseRange(range))} ORDER BY subject`,
       );
       return rows.map((r) => r.subject);
     },
 
-    /** Distinct values of one group-by key. */
-    async groupByValues(namespace: string, idOrSlug: string, key: string): Promise<string[]> {
+    /** Distinct values of one group-by key; as in OpenMeter, the last 24 hours unless a range is given. */
+    async groupByValues(namespace: string, idOrSlug: string, key: string, range: TimeRangeInput = {}) {
       const meter = await get(namespace, idOrSlug);
       const path = key in meter.groupBy ? canonicalPath(meter.groupBy[key] ?? '') : null;
-      if (!path)
+      if (!path) {
         throw new AppError(
           'ML_ERR_HTTP_NOT_FOUND',
           `meter ${meter.slug} has no group-by ${JSON.stringify(key)}`,
         );
+      }
+      const bounds = parseRange(range);
+      if (bounds.from === undefined && bounds.to === undefined) bounds.from = Date.now() - 86_400_000;
       const db = identifier(deps.ch.database);
       const rows = await deps.ch.query<{ v: string }>(
         sql`SELECT DISTINCT data_values[i] AS v FROM (
               SELECT data_values, indexOf(data_paths, ${path}) AS i FROM ${db}.events
-              WHERE namespace = ${meter.namespace} AND type = ${meter.eventType})
+              WHERE ${meterEvents(meter, bounds)})
             WHERE i > 0 ORDER BY v`,
       );
       return rows.map((r) => r.v);
