@@ -11,6 +11,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY bin/ ./bin/
 COPY src/ ./src/
+COPY jobs/ ./jobs/
 
 # The image's own `node` user (uid 1000); the app writes nothing outside /tmp.
 USER node

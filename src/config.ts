@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseEncryptionKey } from './stripe/secrets.ts';
 
 // Environment variables arrive as strings; these helpers read them with defaults beside each field.
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -59,6 +60,19 @@ export const Config = z.object({
     file: z.string().min(1).optional(),
     maxWindows: int(50_000),
   }),
+  stripe: z.object({
+    apiBase: z.url().default('https://api.stripe.com'),
+    /** 32 bytes (64 hex characters or base64) for AES-256-GCM of Stripe keys at rest; required to connect. */
+    encryptionKey: z
+      .string()
+      .refine((text) => parseEncryptionKey(text) !== null, '32 bytes as 64 hex characters or base64')
+      .optional(),
+    /** Where Stripe can reach this api, for the webhook endpoint Meterline creates. */
+    publicUrl: z.url().optional(),
+    /** Customer metadata key holding the subject a Stripe customer's usage is recorded under. */
+    subjectMetadataKey: z.string().min(1).default('meterline_subject'),
+    reconcileEveryMinutes: int(15),
+  }),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }),
@@ -93,6 +107,11 @@ const ENV: Record<string, string> = {
   READY_MAX_SINK_LAG: 'ready.maxSinkLag',
   METERS_FILE: 'meters.file',
   QUERY_MAX_WINDOWS: 'meters.maxWindows',
+  STRIPE_API_BASE: 'stripe.apiBase',
+  STRIPE_ENCRYPTION_KEY: 'stripe.encryptionKey',
+  PUBLIC_URL: 'stripe.publicUrl',
+  STRIPE_SUBJECT_METADATA_KEY: 'stripe.subjectMetadataKey',
+  STRIPE_RECONCILE_EVERY_MINUTES: 'stripe.reconcileEveryMinutes',
   LOG_LEVEL: 'log.level',
 };
 export const CONFIG_ENV_VARS = Object.keys(ENV);
@@ -111,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     sink: {},
     ready: {},
     meters: {},
+    stripe: {},
     log: {},
   };
   for (const [name, path] of Object.entries(ENV)) {

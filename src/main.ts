@@ -1,6 +1,9 @@
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { createJobs } from '../jobs/queues.ts';
+import { stripeReconcileProcessor } from '../jobs/stripe-reconcile.ts';
+import { startWorker } from '../jobs/worker.ts';
 import { createClickHouse } from './clickhouse/client.ts';
 import { migrateClickHouse } from './clickhouse/migrations.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
@@ -11,11 +14,13 @@ import { createEventStore } from './events/store.ts';
 import { buildApp, buildOpsApp, closeGracefully } from './http/app.ts';
 import { createIngestService } from './ingest/service.ts';
 import { createKeyService } from './keys/service.ts';
+import { createLogger } from './lib/logger.ts';
 import { applyMetersFile } from './meters/config-file.ts';
 import { createMeterService } from './meters/service.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { sinkLagCheck } from './ops/routes.ts';
 import { createSink } from './sink/service.ts';
+import { createStripeService } from './stripe/service.ts';
 import { createSubjectStore } from './subjects/store.ts';
 
 const USAGE = `usage: meterline <command>
@@ -29,7 +34,7 @@ type Role = 'api' | 'sink' | 'worker';
 async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const config = loadConfig();
-  const logger = pino({ level: config.log.level, base: { service: 'meterline' } });
+  const logger = createLogger(config.log.level);
 
   if (command === 'migrate') return migrate(config, logger);
   if (command === 'keys') return keys(config, rest);
@@ -47,7 +52,7 @@ async function run(argv: string[]): Promise<void> {
   await serve(config, logger, roles);
 }
 
-async function migrate(config: Config, logger: pino.Logger) {
+async function migrate(config: Config, logger: Logger) {
   const ch = createClickHouse(config.clickhouse);
   await ensureDatabase(config.postgres.url);
   const db = createDb(config.postgres.url);
@@ -84,7 +89,7 @@ async function keys(config: Config, args: string[]) {
   }
 }
 
-async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
+async function serve(config: Config, logger: Logger, roles: Role[]) {
   const metrics = createMetrics({ defaults: true });
   const ch = createClickHouse(config.clickhouse);
   const db = createDb(config.postgres.url);
@@ -115,9 +120,32 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
     logger.info({ transport: log.kind }, 'sink started');
   }
 
+  const meters = createMeterService({ db, ch }, { maxWindows: config.meters.maxWindows });
+  const subjects = createSubjectStore(db);
+  const stripe = createStripeService(
+    { db, meters, subjects, logger: logger.child({ area: 'stripe' }) },
+    config.stripe,
+  );
+
   if (roles.includes('worker')) {
-    // Billing jobs (Stripe sync, replays) register here as they are built; the role runs empty until then.
-    logger.info('worker started (no scheduled jobs yet)');
+    // BullMQ needs a connection that never gives up on a command (maxRetriesPerRequest: null).
+    const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+    const jobs = createJobs(connection);
+    await jobs.scheduleReconcile(config.stripe.reconcileEveryMinutes);
+    const worker = startWorker(
+      connection,
+      { 'stripe.reconcile': stripeReconcileProcessor(stripe) },
+      logger.child({ role: 'worker' }),
+    );
+    stops.push(async () => {
+      await worker.close();
+      await jobs.close();
+      connection.disconnect();
+    });
+    logger.info(
+      { everyMinutes: config.stripe.reconcileEveryMinutes },
+      'worker started; Stripe reconcile scheduled',
+    );
   }
 
   // Every role serves /healthz, /readyz and /metrics on PORT; the api role adds the API.
@@ -134,7 +162,6 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
       sinkLagCheck(lag, config.ready.maxSinkLag),
     ],
   };
-  const meters = createMeterService({ db, ch }, { maxWindows: config.meters.maxWindows });
   if (roles.includes('api') && config.meters.file) await applyMetersFile(config.meters.file, meters, logger);
   const app = roles.includes('api')
     ? await buildApp({
@@ -143,7 +170,8 @@ async function serve(config: Config, logger: pino.Logger, roles: Role[]) {
         ingest: createIngestService({ log, metrics }, config.ingest),
         events: store,
         meters,
-        subjects: createSubjectStore(db),
+        subjects,
+        stripe,
         maxBodyBytes: config.ingest.maxBodyBytes,
       })
     : await buildOpsApp(ops);

@@ -3,7 +3,7 @@ import { cloudEvent, createTestSink, eventually, postEvents, useTestApp } from '
 
 const MAX_EVENTS = 50;
 const MAX_BYTES = 64 * 1024;
-const ctx = useTestApp({ maxBatchEvents: MAX_EVENTS, maxBodyBytes: MAX_BYTES });
+const ctx = useTestApp({ ingest: { maxBatchEvents: MAX_EVENTS, maxBodyBytes: MAX_BYTES } });
 let sink: ReturnType<typeof createTestSink>;
 
 beforeAll(async () => {

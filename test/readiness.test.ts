@@ -14,11 +14,13 @@ afterAll(async () => {
 describe('/readyz', () => {
   it('answers 503 naming the dependency that is down, while /healthz stays 200', async () => {
     const unreachable = createClickHouse({ ...env.config.clickhouse, url: 'http://127.0.0.1:1' });
-    const app = await buildTestApp(env, {}, [
-      { name: 'clickhouse', check: () => unreachable.ping() },
-      { name: 'eventLog', check: () => env.log.ping() },
-      { name: 'hung', check: () => new Promise<void>(() => undefined) },
-    ]);
+    const app = await buildTestApp(env, {
+      checks: [
+        { name: 'clickhouse', check: () => unreachable.ping() },
+        { name: 'eventLog', check: () => env.log.ping() },
+        { name: 'hung', check: () => new Promise<void>(() => undefined) },
+      ],
+    });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503);
     const body = ready.json();
@@ -32,7 +34,9 @@ describe('/readyz', () => {
   });
 
   it('answers 503 when the sink is further behind than the bound', async () => {
-    const app = await buildTestApp(env, {}, [sinkLagCheck(() => env.log.lag('nobody-consumes-this'), 2)]);
+    const app = await buildTestApp(env, {
+      checks: [sinkLagCheck(() => env.log.lag('nobody-consumes-this'), 2)],
+    });
     const stream = env.config.eventLog.kind === 'redis' ? env.config.eventLog.stream : '';
     for (let i = 0; i < 3; i++) await env.redis.xadd(stream, '*', 'k', `k${i}`, 'v', 'x');
     const ready = await app.inject({ method: 'GET', url: '/readyz' });

@@ -58,6 +58,102 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       CREATE UNIQUE INDEX subjects_key ON subjects (namespace, key);
       CREATE INDEX subjects_stripe_customer ON subjects (namespace, stripe_customer_id);`,
   },
+  {
+    version: 3,
+    name: 'stripe connection, webhook ledger and mirror',
+    sql: `
+      CREATE TABLE stripe_connections (
+        namespace text PRIMARY KEY,
+        account_id text NOT NULL,
+        livemode boolean NOT NULL,
+        -- AES-256-GCM, key from STRIPE_ENCRYPTION_KEY; never stored or logged in plain text.
+        api_key_encrypted text NOT NULL,
+        api_key_last4 text NOT NULL,
+        webhook_endpoint_id text,
+        webhook_secret_encrypted text,
+        webhook_managed boolean NOT NULL,
+        last_sync_at timestamptz,
+        problems jsonb NOT NULL DEFAULT '[]',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- Each Stripe event is applied once.
+      CREATE TABLE stripe_events (
+        namespace text NOT NULL,
+        event_id text NOT NULL,
+        type text NOT NULL,
+        created timestamptz NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (namespace, event_id)
+      );
+
+      -- The mirror. source_at is the Stripe time of the state stored (event.created, or the
+      -- fetch time): older states never overwrite newer ones.
+      CREATE TABLE stripe_customers (
+        namespace text NOT NULL,
+        id text NOT NULL,
+        email text,
+        name text,
+        metadata jsonb NOT NULL DEFAULT '{}',
+        deleted boolean NOT NULL DEFAULT false,
+        source_at timestamptz NOT NULL,
+        PRIMARY KEY (namespace, id)
+      );
+      CREATE TABLE stripe_meters (
+        namespace text NOT NULL,
+        id text NOT NULL,
+        event_name text NOT NULL,
+        display_name text,
+        formula text NOT NULL,
+        event_time_window text,
+        customer_payload_key text NOT NULL,
+        value_payload_key text NOT NULL,
+        status text NOT NULL,
+        source_at timestamptz NOT NULL,
+        PRIMARY KEY (namespace, id)
+      );
+      CREATE TABLE stripe_prices (
+        namespace text NOT NULL,
+        id text NOT NULL,
+        product_id text,
+        meter_id text,
+        usage_type text,
+        unit_amount_decimal text,
+        currency text NOT NULL,
+        active boolean NOT NULL,
+        source_at timestamptz NOT NULL,
+        PRIMARY KEY (namespace, id)
+      );
+      CREATE TABLE stripe_subscriptions (
+        namespace text NOT NULL,
+        id text NOT NULL,
+        customer_id text NOT NULL,
+        status text NOT NULL,
+        cancel_at_period_end boolean NOT NULL,
+        canceled_at timestamptz,
+        source_at timestamptz NOT NULL,
+        PRIMARY KEY (namespace, id)
+      );
+      CREATE TABLE stripe_subscription_items (
+        namespace text NOT NULL,
+        id text NOT NULL,
+        subscription_id text NOT NULL,
+        price_id text NOT NULL,
+        current_period_start timestamptz NOT NULL,
+        current_period_end timestamptz NOT NULL,
+        PRIMARY KEY (namespace, id)
+      );
+      CREATE INDEX stripe_subscription_items_subscription ON stripe_subscription_items (namespace, subscription_id);
+
+      -- Explicit links from a Meterline meter to a Stripe meter; without one, event_name = slug links.
+      CREATE TABLE stripe_meter_links (
+        namespace text NOT NULL,
+        meter_slug text NOT NULL,
+        stripe_meter_id text NOT NULL,
+        PRIMARY KEY (namespace, meter_slug)
+      );`,
+  },
 ];
 
 const LOCK_ID = 4_207_713; // any constant: serialises concurrent `meterline migrate` runs

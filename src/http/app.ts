@@ -17,6 +17,8 @@ import { meterRoutes } from '../meters/routes.ts';
 import type { MeterService } from '../meters/service.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { opsRoutes, type ReadinessCheck } from '../ops/routes.ts';
+import { stripeRoutes, stripeWebhookRoutes } from '../stripe/routes.ts';
+import type { StripeService } from '../stripe/service.ts';
 import { subjectRoutes } from '../subjects/routes.ts';
 import type { SubjectStore } from '../subjects/store.ts';
 import { requireApiKey } from './auth.ts';
@@ -35,6 +37,7 @@ export type AppDeps = OpsDeps & {
   events: EventStore;
   meters: MeterService;
   subjects: SubjectStore;
+  stripe: StripeService;
   maxBodyBytes: number;
 };
 
@@ -88,7 +91,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await api.register(eventRoutes(deps.events, deps.meters));
     await api.register(meterRoutes(deps.meters));
     await api.register(subjectRoutes(deps.subjects));
+    await api.register(stripeRoutes(deps.stripe));
   });
+  await app.register(stripeWebhookRoutes(deps.stripe));
   return app;
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { type ClickHouse, createClickHouse } from '../../src/clickhouse/client.ts';
 import { migrateClickHouse } from '../../src/clickhouse/migrations.ts';
@@ -19,6 +19,7 @@ import { createMeterService } from '../../src/meters/service.ts';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
 import type { ReadinessCheck } from '../../src/ops/routes.ts';
 import { createSink } from '../../src/sink/service.ts';
+import { createStripeService, type StripeOptions } from '../../src/stripe/service.ts';
 import { createSubjectStore } from '../../src/subjects/store.ts';
 
 export type TestEnv = {
@@ -89,22 +90,35 @@ export async function createTestEnv(overrides: NodeJS.ProcessEnv = {}): Promise<
   };
 }
 
-export async function buildTestApp(
-  env: TestEnv,
-  ingestOverrides: Partial<Config['ingest']> = {},
-  checks: ReadinessCheck[] = [{ name: 'clickhouse', check: () => env.ch.ping() }],
-) {
-  const ingestConfig = { ...env.config.ingest, ...ingestOverrides };
+export type TestAppOptions = {
+  logger?: Logger;
+  ingest?: Partial<Config['ingest']>;
+  checks?: ReadinessCheck[];
+  stripe?: Partial<StripeOptions>;
+};
+
+/** A test encryption key for Stripe secrets (tests only). */
+export const TEST_ENCRYPTION_KEY = 'ab'.repeat(32);
+
+export async function buildTestApp(env: TestEnv, options: TestAppOptions = {}) {
+  const ingestConfig = { ...env.config.ingest, ...options.ingest };
+  const meters = createMeterService({ db: env.db, ch: env.ch }, { maxWindows: env.config.meters.maxWindows });
+  const subjects = createSubjectStore(env.db);
+  const logger = options.logger ?? silent;
   return buildApp({
-    logger: silent,
+    logger,
     metrics: env.metrics,
     keys: env.keys,
     ingest: createIngestService({ log: env.log, metrics: env.metrics }, ingestConfig),
     events: env.store,
-    meters: createMeterService({ db: env.db, ch: env.ch }, { maxWindows: env.config.meters.maxWindows }),
-    subjects: createSubjectStore(env.db),
+    meters,
+    subjects,
+    stripe: createStripeService(
+      { db: env.db, meters, subjects, logger },
+      { ...env.config.stripe, encryptionKey: TEST_ENCRYPTION_KEY, ...options.stripe },
+    ),
     maxBodyBytes: ingestConfig.maxBodyBytes,
-    checks,
+    checks: options.checks ?? [{ name: 'clickhouse', check: () => env.ch.ping() }],
   });
 }
 
@@ -143,11 +157,11 @@ export function cloudEvent(overrides: Record<string, unknown> = {}) {
  * The usual test-file setup: a fresh TestEnv, an app built on it and an API key for namespace
  * `acme`, torn down after the file. Read the fields inside tests (they are set in beforeAll).
  */
-export function useTestApp(ingestOverrides: Partial<Config['ingest']> = {}) {
+export function useTestApp(options: TestAppOptions = {}) {
   const ctx = {} as { env: TestEnv; app: FastifyInstance; key: string };
   beforeAll(async () => {
     ctx.env = await createTestEnv();
-    ctx.app = await buildTestApp(ctx.env, ingestOverrides);
+    ctx.app = await buildTestApp(ctx.env, options);
     ctx.key = (await ctx.env.keys.create('acme')).key;
   });
   afterAll(async () => {
