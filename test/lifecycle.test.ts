@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identifier, sql } from '../src/clickhouse/sql.ts';
 import { cloudEvent, createTestEnv, createTestSink, eventually, type TestEnv } from './support/env.ts';
-import { BIN, type MeterlineProcess, startMeterline } from './support/process.ts';
+import { BIN, freePort, type MeterlineProcess, startMeterline } from './support/process.ts';
 
 let env: TestEnv;
 let key: string;
@@ -19,17 +18,6 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 async function startAll() {
   const port = await freePort();

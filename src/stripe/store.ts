@@ -293,31 +293,31 @@ export function createStripeStore(db: Db) {
     /** The whole mirror of a namespace, in a stable order (reconcile tests compare it with Stripe). */
     async readMirror(namespace: string): Promise<Mirror> {
       const customers = await db.query(
-        `SELECT id, email, name, metadata, deleted FROM stripe_customers WHERE namespace = $1 ORDER BY id`,
+        `SELECT id, email, name, metadata, deleted FROM stripe_customers WHERE namespace = $1 ORDER BY id COLLATE "C"`,
         [namespace],
       );
       const meters = await db.query(
         `SELECT id, event_name AS "eventName", display_name AS "displayName", formula,
                 event_time_window AS "eventTimeWindow", customer_payload_key AS "customerPayloadKey",
                 value_payload_key AS "valuePayloadKey", status
-         FROM stripe_meters WHERE namespace = $1 ORDER BY id`,
+         FROM stripe_meters WHERE namespace = $1 ORDER BY id COLLATE "C"`,
         [namespace],
       );
       const prices = await db.query(
         `SELECT id, product_id AS "productId", meter_id AS "meterId", usage_type AS "usageType",
                 unit_amount_decimal AS "unitAmountDecimal", currency, active
-         FROM stripe_prices WHERE namespace = $1 ORDER BY id`,
+         FROM stripe_prices WHERE namespace = $1 ORDER BY id COLLATE "C"`,
         [namespace],
       );
       const subscriptions = await db.query(
         `SELECT id, customer_id AS "customerId", status, cancel_at_period_end AS "cancelAtPeriodEnd",
-                canceled_at AS "canceledAt" FROM stripe_subscriptions WHERE namespace = $1 ORDER BY id`,
+                canceled_at AS "canceledAt" FROM stripe_subscriptions WHERE namespace = $1 ORDER BY id COLLATE "C"`,
         [namespace],
       );
       const items = await db.query(
         `SELECT id, subscription_id, price_id AS "priceId", current_period_start AS "currentPeriodStart",
                 current_period_end AS "currentPeriodEnd"
-         FROM stripe_subscription_items WHERE namespace = $1 ORDER BY id`,
+         FROM stripe_subscription_items WHERE namespace = $1 ORDER BY id COLLATE "C"`,
         [namespace],
       );
       return {
