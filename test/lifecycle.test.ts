@@ -18,7 +18,6 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-
 async function startAll() {
   const port = await freePort();
   const p = startMeterline('all', {
