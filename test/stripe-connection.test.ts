@@ -185,6 +185,34 @@ describe('connecting a Stripe account', () => {
   });
 });
 
+describe('meter mapping', () => {
+  it('links a meter explicitly and reports an aggregation Stripe cannot take', async () => {
+    const stripeMeter = (await admin.billing.meters.list()).data[0] as Stripe.Billing.Meter;
+    await api('POST', '/api/v1/meters', {
+      slug: 'peak_rps',
+      aggregation: 'MAX',
+      eventType: 'ai',
+      valueProperty: '$.rps',
+    });
+    const res = await api('PUT', '/api/v1/stripe/mapping/peak_rps', { stripeMeterId: stripeMeter.id });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json().meters).toContainEqual({
+      meter: 'peak_rps',
+      aggregation: 'MAX',
+      stripeMeterId: stripeMeter.id,
+      linkedBy: 'explicit',
+    });
+    expect(res.json().problems).toContain(
+      `meter peak_rps (MAX) cannot feed Stripe meter ${stripeMeter.id} (formula sum)`,
+    );
+    expect(
+      (await api('PUT', '/api/v1/stripe/mapping/no_such_meter', { stripeMeterId: stripeMeter.id }))
+        .statusCode,
+    ).toBe(404);
+    await api('DELETE', '/api/v1/meters/peak_rps');
+  });
+});
+
 describe('webhooks', () => {
   const endpointId = async () => (await admin.webhookEndpoints.list()).data[0]?.id ?? '';
   const deliver = (payload: string, signature: string) =>
