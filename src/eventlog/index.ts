@@ -7,7 +7,10 @@ import { createRedisStreamsLog } from './redis-streams.ts';
 
 export function createEventLog(config: Config, logger: Logger): EventLog {
   const log = config.eventLog;
-  if (log.kind === 'kafka') return createKafkaLog(log, logger);
+  // The same promise on both transports: a silent consumer's messages move after claimIdleMs
+  // (Kafka brokers refuse session timeouts under group.min.session.timeout.ms, 6 s by default).
+  if (log.kind === 'kafka')
+    return createKafkaLog({ ...log, sessionTimeoutMs: config.sink.claimIdleMs }, logger);
   return createRedisStreamsLog(
     new Redis(config.redis.url, { maxRetriesPerRequest: 3 }),
     { stream: log.stream, maxLength: log.maxLength, claimIdleMs: config.sink.claimIdleMs },

@@ -7,9 +7,17 @@ import {
   type Producer,
 } from 'kafkajs';
 import type { Logger } from 'pino';
+import { withTimeout } from '../lib/time.ts';
 import type { EventLog, LogMessage, SubscribeOptions, Subscription } from './event-log.ts';
 
-export type KafkaLogOptions = { brokers: string[]; topic: string; clientId: string; partitions: number };
+export type KafkaLogOptions = {
+  brokers: string[];
+  topic: string;
+  clientId: string;
+  partitions: number;
+  /** A consumer silent this long is dead and its partitions move (Kafka's minimum is 6 s). */
+  sessionTimeoutMs: number;
+};
 
 /**
  * Kafka transport. The producer is idempotent with acks from all in-sync replicas; messages are
@@ -76,6 +84,8 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
         groupId: opts.group,
         maxWaitTimeInMs: opts.maxWaitMs,
         allowAutoTopicCreation: false,
+        sessionTimeout: options.sessionTimeoutMs,
+        heartbeatInterval: Math.max(1_000, Math.floor(options.sessionTimeoutMs / 3)),
       });
       consumers.add(consumer);
       await consumer.connect();
@@ -92,7 +102,14 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        eachBatch: async ({
+          batch,
+          heartbeat,
+          isRunning,
+          isStale,
+          resolveOffset,
+          commitOffsetsIfNecessary,
+        }) => {
           for (let start = 0; start < batch.messages.length; start += opts.maxBatchSize) {
             if (!isRunning() || isStale()) return;
             const slice = batch.messages.slice(start, start + opts.maxBatchSize);
@@ -105,13 +122,13 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
             );
             const last = slice[slice.length - 1];
             if (!last) continue;
-            await consumer.commitOffsets([
-              {
-                topic: batch.topic,
-                partition: batch.partition,
-                offset: (BigInt(last.offset) + 1n).toString(),
-              },
-            ]);
+            // resolveOffset moves the fetch position; the commit makes it survive a restart. The
+            // batch's own commit path still works while stop() is disconnecting the consumer.
+            resolveOffset(last.offset);
+            const offset = (BigInt(last.offset) + 1n).toString();
+            await commitOffsetsIfNecessary({
+              topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }],
+            });
             await heartbeat();
           }
         },
@@ -152,9 +169,15 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
     },
 
     async close() {
-      for (const c of consumers) await c.disconnect().catch(() => undefined);
-      await (await producer?.catch(() => undefined))?.disconnect();
-      await (await admin?.catch(() => undefined))?.disconnect();
+      // Bounded: a broker that stopped answering must not hold a shutdown forever.
+      const closing = [
+        ...[...consumers].map((c) => c.disconnect()),
+        producer?.then((p) => p.disconnect()),
+        admin?.then((a) => a.disconnect()),
+      ];
+      await withTimeout(Promise.allSettled(closing), 10_000).catch((err) =>
+        logger.warn({ err }, 'kafka clients did not disconnect in time'),
+      );
     },
   };
 }
