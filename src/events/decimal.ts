@@ -6,14 +6,17 @@
  */
 export const SCALE = 9;
 
-/** Decimal128(38, 9) keeps 29 integer digits. */
-const MAX_INTEGER_DIGITS = 38 - SCALE;
+/**
+ * Decimal128(38, 9) would hold 29 integer digits, but a sum must fit too: one value stays under
+ * 10^18, so some 10^11 maximal values sum without overflow (ClickHouse wraps silently).
+ */
+const MAX_INTEGER_DIGITS = 18;
 
 const NUMBER = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i;
 
 /**
  * Plain decimal text (no exponent, at most SCALE fraction digits) for a finite number, or null when
- * its magnitude does not fit Decimal128(38, 9).
+ * its magnitude is 10^18 or more.
  */
 export function toDecimalText(value: number): string | null {
   return Number.isFinite(value) ? decimalFromText(String(value)) : null;

@@ -34,7 +34,7 @@ describe('buildUsageQuery', () => {
     });
     expect(oneLine(sql.text)).toBe(
       oneLine(`SELECT toUnixTimestamp(toStartOfDay(time, 'Europe/Paris')) AS window_start, subject,
-        toString(sum(value_decimal)) AS value, toString(count()) AS events
+        sum(value_decimal) AS value, toString(count()) AS events
       FROM (SELECT time, time_ms, subject, source, id, indexOf(data_paths, '$.usage.tokens') AS value_index,
         data_kinds[value_index] AS value_kind, data_decimals[value_index] AS value_decimal,
         data_values[value_index] AS value_text
@@ -54,8 +54,9 @@ describe('buildUsageQuery', () => {
     );
     expect(oneLine(sql.text)).toBe(
       oneLine(`SELECT toString(min(time_ms)) AS min_time_ms, toString(max(time_ms)) AS max_time_ms,
-        if(gi0 > 0, gv0, NULL) AS g0, toString(count()) AS value, toString(count()) AS events
-      FROM (SELECT time, time_ms, subject, source, id, indexOf(data_paths, '$.model') AS gi0, data_values[gi0] AS gv0
+        if(gi0 > 0 AND gk0 != 0, gv0, NULL) AS g0, toString(count()) AS value, toString(count()) AS events
+      FROM (SELECT time, time_ms, subject, source, id, indexOf(data_paths, '$.model') AS gi0, data_values[gi0] AS gv0,
+        data_kinds[gi0] AS gk0
         FROM db.events FINAL WHERE namespace = 'acme' AND type = 'ai-tokens')
       WHERE gi0 > 0 AND gv0 IN ('a', 'b')
       GROUP BY g0 ORDER BY g0`),

@@ -26,7 +26,8 @@ export type UsageRow = {
   min_time_ms?: string;
   max_time_ms?: string;
   subject?: string;
-  value: string;
+  /** Exact decimal aggregates arrive as JSON numbers, counts as strings. */
+  value: number | string;
   events: string;
 } & Record<`g${number}`, string | null>;
 
@@ -45,21 +46,22 @@ function windowStart(size: WindowSize, tz: string): Sql {
 }
 
 /**
- * Exact aggregates, as text: sums and extremes of Decimal128 values, counts as integers. AVG is
- * returned as its exact sum; the service divides by `events` once.
+ * Exact aggregates: sums and extremes of Decimal128 values, counts as integers. AVG is returned as
+ * its exact sum; the service divides by `events` once. Decimals are left to the JSON output, which
+ * writes the exact literal: 18.16's toString(Decimal128) garbles values of 10^21 and more.
  */
 function aggregate(aggregation: Aggregation): Sql {
   switch (aggregation) {
     case 'SUM':
     case 'AVG':
-      return sql`toString(sum(value_decimal))`;
+      return sql`sum(value_decimal)`;
     case 'MIN':
-      return sql`toString(min(value_decimal))`;
+      return sql`min(value_decimal)`;
     case 'MAX':
-      return sql`toString(max(value_decimal))`;
+      return sql`max(value_decimal)`;
     case 'LATEST':
       // The value of the latest event; ties in time broken by identity so the answer is stable.
-      return sql`toString(argMax(value_decimal, (time_ms, source, id)))`;
+      return sql`argMax(value_decimal, (time_ms, source, id))`;
     case 'COUNT':
       return sql`toString(count())`;
     case 'UNIQUE_COUNT':
@@ -105,6 +107,7 @@ export function buildUsageQuery(database: string, meter: Meter, query: UsageQuer
     inner.push(
       sql`indexOf(data_paths, ${pathOf(key)}) AS ${index}`,
       sql`data_values[${index}] AS ${identifier(`gv${i}`)}`,
+      sql`data_kinds[${index}] AS ${identifier(`gk${i}`)}`,
     );
   });
 
@@ -134,8 +137,9 @@ export function buildUsageQuery(database: string, meter: Meter, query: UsageQuer
   for (const key of groupKeys) {
     const i = extracted.indexOf(key);
     const out = identifier(`g${groupKeys.indexOf(key)}`);
-    // A missing group-by value is null, not an empty string.
-    select.push(sql`if(${identifier(`gi${i}`)} > 0, ${identifier(`gv${i}`)}, NULL) AS ${out}`);
+    // A missing or JSON-null group-by value is null, not an empty string.
+    const present = sql`${identifier(`gi${i}`)} > 0 AND ${identifier(`gk${i}`)} != ${DataKind.null}`;
+    select.push(sql`if(${present}, ${identifier(`gv${i}`)}, NULL) AS ${out}`);
     groups.push(out);
   }
   select.push(sql`${aggregate(meter.aggregation)} AS value`, sql`toString(count()) AS events`);
