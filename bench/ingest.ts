@@ -18,6 +18,7 @@ import { migrateClickHouse } from '../src/clickhouse/migrations.ts';
 import { identifier, sql } from '../src/clickhouse/sql.ts';
 import { toEventRow } from '../src/events/store.ts';
 import { createTestEnv, type TestEnv } from '../test/support/env.ts';
+import { type KafkaTestBroker, startKafkaTestBroker } from '../test/support/kafka-broker/index.ts';
 import { type MeterlineProcess, startMeterline } from '../test/support/process.ts';
 import {
   cpuMeter,
@@ -353,12 +354,14 @@ async function main() {
   let error: string | undefined;
 
   let env: TestEnv | undefined;
+  let broker: KafkaTestBroker | undefined;
   let ch: ClickHouse | undefined;
   const children: MeterlineProcess[] = [];
   const teardown = async () => {
     await Promise.all(children.map((p) => stopProcess(p)));
     await ch?.close().catch(() => undefined);
     await env?.cleanup().catch((err) => note('cleanup failed:', err));
+    await broker?.close();
   };
   process.once('SIGINT', () => {
     note('interrupted; cleaning up');
@@ -373,7 +376,17 @@ async function main() {
       SINK_BATCH_SIZE: String(SINK_BATCH_SIZE),
       SINK_BATCH_WAIT_MS: String(SINK_BATCH_WAIT_MS),
     };
-    if (TRANSPORT === 'kafka') overrides.KAFKA_TOPIC = `meterline-bench-${Date.now().toString(36)}`;
+    if (TRANSPORT === 'kafka') {
+      overrides.KAFKA_TOPIC = `meterline-bench-${Date.now().toString(36)}`;
+      // No broker named: use the in-repo test broker (there is no Kafka on these machines).
+      if (!process.env.KAFKA_BROKERS) {
+        broker = await startKafkaTestBroker({ autoCreateTopics: false });
+        overrides.KAFKA_BROKERS = broker.brokers.join(',');
+        result.kafkaBroker = 'in-repo test broker';
+      } else {
+        result.kafkaBroker = process.env.KAFKA_BROKERS;
+      }
+    }
     env = await createTestEnv(overrides);
     await env.log.setup();
     result.transport = env.config.eventLog.kind;

@@ -4,6 +4,7 @@ import {
   type Kafka,
   Kafka as KafkaClient,
   logLevel,
+  Partitioners,
   type Producer,
 } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -37,7 +38,13 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
 
   const getProducer = () => {
     producer ??= (async () => {
-      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      // The Java client's murmur2 partitioner: a key lands where other Kafka clients would put it.
+      const p = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
       await p.connect();
       return p;
     })().catch((err) => {
