@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cloudEvent, createTestSink, eventually, postEvents, useTestApp } from './support/env.ts';
+import { cloudEvent, drain, postEvents, useTestApp } from './support/env.ts';
 
 const ctx = useTestApp();
 
@@ -19,13 +19,7 @@ function api(
 
 async function ingest(events: unknown[]) {
   expect((await postEvents(ctx.app, ctx.key, events)).statusCode).toBe(204);
-  const sink = createTestSink(ctx.env);
-  await sink.start();
-  await eventually(
-    async () => (await ctx.env.log.lag(ctx.env.config.sink.consumerGroup)) === 0,
-    'sink to drain',
-  );
-  await sink.stop();
+  await drain(ctx.env);
 }
 
 const tokens = {

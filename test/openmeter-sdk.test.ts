@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { type Event, HTTPError, OpenMeter } from '@openmeter/sdk';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestSink, eventually, useTestApp } from './support/env.ts';
+import { drain, useTestApp } from './support/env.ts';
 
 /**
  * Drives the real, unmodified `@openmeter/sdk` client over HTTP against Meterline: whatever the SDK
@@ -46,15 +46,7 @@ beforeEach(({ onTestFailed }) => {
   onTestFailed(() => console.log('SDK traffic:\n%s', JSON.stringify(traffic, null, 2)));
 });
 
-async function drainSink() {
-  const sink = createTestSink(ctx.env);
-  await sink.start();
-  await eventually(
-    async () => (await ctx.env.log.lag(ctx.env.config.sink.consumerGroup)) === 0,
-    'sink to drain',
-  );
-  await sink.stop();
-}
+const drainSink = () => drain(ctx.env);
 
 const d = (iso: string) => new Date(iso);
 const from = d('2025-06-01T00:00:00.000Z');

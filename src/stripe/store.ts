@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Db } from '../db/client.ts';
+import { type Db, inTransaction as runInTransaction } from '../db/client.ts';
 
 export type ConnectionRow = {
   namespace: string;
@@ -65,20 +65,7 @@ type Queryable = Pick<pg.PoolClient, 'query'>;
 export type StripeStore = ReturnType<typeof createStripeStore>;
 
 export function createStripeStore(db: Db) {
-  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await db.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK');
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
+  const inTransaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => runInTransaction(db, work);
 
   /** Upserts unless the stored state is newer (`force` writes regardless, for a full re-read). */
   const guard = (table: string, force: boolean) =>

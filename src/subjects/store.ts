@@ -1,5 +1,5 @@
 import { ulid } from 'ulid';
-import type { Db } from '../db/client.ts';
+import { type Db, inTransaction } from '../db/client.ts';
 
 export type Subject = {
   id: string;
@@ -72,9 +72,7 @@ export function createSubjectStore(db: Db) {
 
     /** Creates or updates by key, in one transaction: fields left out keep their value. */
     async upsert(namespace: string, inputs: readonly SubjectUpsert[]): Promise<Subject[]> {
-      const client = await db.connect();
-      try {
-        await client.query('BEGIN');
+      return inTransaction(db, async (client) => {
         const out: Subject[] = [];
         for (const input of inputs) {
           const has = (field: keyof SubjectUpsert) => input[field] !== undefined;
@@ -108,14 +106,8 @@ export function createSubjectStore(db: Db) {
           );
           out.push(fromDbSubject(rows[0] as SubjectRow));
         }
-        await client.query('COMMIT');
         return out;
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     async remove(namespace: string, id: string): Promise<void> {

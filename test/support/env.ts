@@ -185,3 +185,11 @@ export function postEvents(
     payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
   });
 }
+
+/** Runs a sink until the event log is empty: what a test does between posting and reading usage. */
+export async function drain(env: TestEnv) {
+  const sink = createTestSink(env);
+  await sink.start();
+  await eventually(async () => (await env.log.lag(env.config.sink.consumerGroup)) === 0, 'sink to drain');
+  await sink.stop();
+}
