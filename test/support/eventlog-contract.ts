@@ -110,6 +110,8 @@ export function eventLogContract(name: string, openLog: (target: string) => Prom
         'takeover of all messages',
       );
       expect(new Set(seen.map((r) => r.key))).toEqual(new Set(sent.map((m) => m.key)));
+      revive();
+      await hung.stop();
     });
 
     it('stop() waits for the batch in hand and acknowledges it', async () => {
