@@ -38,9 +38,9 @@ describe('buildUsageQuery', () => {
       FROM (SELECT time, time_ms, subject, source, id, indexOf(data_paths, '$.usage.tokens') AS value_index,
         data_kinds[value_index] AS value_kind, data_decimals[value_index] AS value_decimal,
         data_values[value_index] AS value_text
-        FROM db.events FINAL WHERE namespace = 'acme' AND type = 'ai-tokens'
+        FROM db.events FINAL PREWHERE subject IN ('o\\'brien') WHERE namespace = 'acme' AND type = 'ai-tokens'
         AND time >= toDateTime(1772323200, 'UTC') AND time_ms >= 1772323200000
-        AND time <= toDateTime(1775001600, 'UTC') AND time_ms < 1775001600000 AND subject IN ('o\\'brien'))
+        AND time <= toDateTime(1775001600, 'UTC') AND time_ms < 1775001600000)
       WHERE value_index > 0 AND value_kind IN (2, 5)
       GROUP BY window_start, subject ORDER BY window_start, subject`),
     );
