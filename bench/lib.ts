@@ -61,7 +61,7 @@ export function gitState(cwd: string): { commit: string; dirty: boolean } {
 
 export const EVENT_TYPE = 'ai-tokens';
 
-const MODELS = ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'llama-3.1-70b', 'mistral-large'];
+export const MODELS = ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'llama-3.1-70b', 'mistral-large'];
 
 /** A realistic metering event (~230 bytes as JSON): token usage of one LLM call by one of 1,000 customers. */
 export function tokenEvent(time: string) {
@@ -130,10 +130,29 @@ export function post(
   headers: Record<string, string>,
   body: Buffer,
 ): Promise<PostResult> {
+  return send(agent, 'POST', url, headers, body);
+}
+
+/** A GET over a keep-alive agent. */
+export function get(agent: Agent, url: URL, headers: Record<string, string>): Promise<PostResult> {
+  return send(agent, 'GET', url, headers);
+}
+
+function send(
+  agent: Agent,
+  method: string,
+  url: URL,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<PostResult> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { method: 'POST', agent, headers: { ...headers, 'content-length': String(body.length) } },
+      {
+        method,
+        agent,
+        headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -144,7 +163,8 @@ export function post(
       },
     );
     req.on('error', reject);
-    req.end(body);
+    if (body) req.end(body);
+    else req.end();
   });
 }
 

@@ -19,10 +19,10 @@ const meter: Meter = {
   deletedAt: null,
 };
 
-const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').replace(/\( /g, '(').trim();
 
 describe('buildUsageQuery', () => {
-  it('reads one subject’s month by day through FINAL, by path, with exact bounds', () => {
+  it('reads one subject’s month by day through FINAL, subject in PREWHERE, whole-second bounds on the key column', () => {
     const sql = buildUsageQuery('db', meter, {
       from: Date.parse('2026-03-01T00:00:00Z'),
       to: Date.parse('2026-04-01T00:00:00Z'),
@@ -34,14 +34,11 @@ describe('buildUsageQuery', () => {
     });
     expect(oneLine(sql.text)).toBe(
       oneLine(`SELECT toUnixTimestamp(toStartOfDay(time, 'Europe/Paris')) AS window_start, subject,
-        sum(value_decimal) AS value, toString(count()) AS events
-      FROM (SELECT time, time_ms, subject, source, id, indexOf(data_paths, '$.usage.tokens') AS value_index,
-        data_kinds[value_index] AS value_kind, data_decimals[value_index] AS value_decimal,
-        data_values[value_index] AS value_text
-        FROM db.events FINAL PREWHERE subject IN ('o\\'brien') WHERE namespace = 'acme' AND type = 'ai-tokens'
-        AND time >= toDateTime(1772323200, 'UTC') AND time_ms >= 1772323200000
-        AND time <= toDateTime(1775001600, 'UTC') AND time_ms < 1775001600000)
-      WHERE value_index > 0 AND value_kind IN (2, 5)
+        sum(data_decimals[indexOf(data_paths, '$.usage.tokens')]) AS value, toString(count()) AS events
+      FROM db.events FINAL PREWHERE subject IN ('o\\'brien')
+      WHERE namespace = 'acme' AND type = 'ai-tokens'
+        AND time >= toDateTime(1772323200, 'UTC') AND time < toDateTime(1775001600, 'UTC')
+        AND indexOf(data_paths, '$.usage.tokens') > 0 AND data_kinds[indexOf(data_paths, '$.usage.tokens')] IN (2, 5)
       GROUP BY window_start, subject ORDER BY window_start, subject`),
     );
   });
@@ -54,12 +51,24 @@ describe('buildUsageQuery', () => {
     );
     expect(oneLine(sql.text)).toBe(
       oneLine(`SELECT toString(min(time_ms)) AS min_time_ms, toString(max(time_ms)) AS max_time_ms,
-        if(gi0 > 0 AND gk0 != 0, gv0, NULL) AS g0, toString(count()) AS value, toString(count()) AS events
-      FROM (SELECT time, time_ms, subject, source, id, indexOf(data_paths, '$.model') AS gi0, data_values[gi0] AS gv0,
-        data_kinds[gi0] AS gk0
-        FROM db.events FINAL WHERE namespace = 'acme' AND type = 'ai-tokens')
-      WHERE gi0 > 0 AND gv0 IN ('a', 'b')
+        if(indexOf(data_paths, '$.model') > 0 AND data_kinds[indexOf(data_paths, '$.model')] != 0,
+           data_values[indexOf(data_paths, '$.model')], NULL) AS g0,
+        toString(count()) AS value, toString(count()) AS events
+      FROM db.events FINAL WHERE namespace = 'acme' AND type = 'ai-tokens'
+        AND indexOf(data_paths, '$.model') > 0 AND data_values[indexOf(data_paths, '$.model')] IN ('a', 'b')
       GROUP BY g0 ORDER BY g0`),
     );
+  });
+
+  it('bounds to the millisecond when from or to is not a whole second', () => {
+    const text = buildUsageQuery('db', meter, {
+      from: Date.parse('2026-03-01T00:00:00.250Z'),
+      to: Date.parse('2026-03-02T00:00:00.750Z'),
+      timeZone: 'UTC',
+      groupBy: [],
+      filterGroupBy: {},
+    }).text;
+    expect(text).toContain("time >= toDateTime(1772323200, 'UTC') AND time_ms >= 1772323200250");
+    expect(text).toContain("time <= toDateTime(1772409600, 'UTC') AND time_ms < 1772409600750");
   });
 });

@@ -50,22 +50,22 @@ function windowStart(size: WindowSize, tz: string): Sql {
  * its exact sum; the service divides by `events` once. Decimals are left to the JSON output, which
  * writes the exact literal: 18.16's toString(Decimal128) garbles values of 10^21 and more.
  */
-function aggregate(aggregation: Aggregation): Sql {
+function aggregate(aggregation: Aggregation, decimal: Sql, text: Sql): Sql {
   switch (aggregation) {
     case 'SUM':
     case 'AVG':
-      return sql`sum(value_decimal)`;
+      return sql`sum(${decimal})`;
     case 'MIN':
-      return sql`min(value_decimal)`;
+      return sql`min(${decimal})`;
     case 'MAX':
-      return sql`max(value_decimal)`;
+      return sql`max(${decimal})`;
     case 'LATEST':
       // The value of the latest event; ties in time broken by identity so the answer is stable.
-      return sql`argMax(value_decimal, (time_ms, source, id))`;
+      return sql`argMax(${decimal}, (time_ms, source, id))`;
     case 'COUNT':
       return sql`toString(count())`;
     case 'UNIQUE_COUNT':
-      return sql`toString(uniqExact(value_text))`;
+      return sql`toString(uniqExact(${text}))`;
   }
 }
 
@@ -87,42 +87,39 @@ export function buildUsageQuery(database: string, meter: Meter, query: UsageQuer
 
   const where: Sql[] = [sql`namespace = ${meter.namespace}`, sql`type = ${meter.eventType}`];
   const from = Math.max(query.from ?? 0, meter.eventFrom?.getTime() ?? 0);
-  if (from > 0) where.push(sql`time >= toDateTime(${seconds(from)}, 'UTC')`, sql`time_ms >= ${from}`);
-  if (query.to !== undefined) {
-    where.push(sql`time <= toDateTime(${seconds(query.to)}, 'UTC')`, sql`time_ms < ${query.to}`);
+  // time is time_ms in whole seconds, so a bound on a whole second needs only the seconds column;
+  // and `time < to` (not `<=`) leaves the partition that starts at `to` unread.
+  const whole = (ms: number) => seconds(ms) * 1000 === ms;
+  if (from > 0) {
+    where.push(sql`time >= toDateTime(${seconds(from)}, 'UTC')`);
+    if (!whole(from)) where.push(sql`time_ms >= ${from}`);
   }
-  // PREWHERE reads the other columns only for the asked subjects' rows, which 18.16 will not arrange
-  // by itself under FINAL. Exact: subject is in the sort key, so every copy of an event is kept or
-  // dropped alike before FINAL collapses them.
+  if (query.to !== undefined) {
+    if (whole(query.to)) where.push(sql`time < toDateTime(${seconds(query.to)}, 'UTC')`);
+    else where.push(sql`time <= toDateTime(${seconds(query.to)}, 'UTC')`, sql`time_ms < ${query.to}`);
+  }
+  // PREWHERE reads the wide columns only for the subjects' rows of the granules the key selects.
+  // Exact under FINAL: all copies of an event share the sort key, subject included.
   const prewhere = query.subjects?.length ? sql` PREWHERE subject IN ${query.subjects}` : sql``;
 
-  const inner: Sql[] = [sql`time`, sql`time_ms`, sql`subject`, sql`source`, sql`id`];
-  if (valuePath) {
-    inner.push(
-      sql`indexOf(data_paths, ${valuePath}) AS value_index`,
-      sql`data_kinds[value_index] AS value_kind`,
-      sql`data_decimals[value_index] AS value_decimal`,
-      sql`data_values[value_index] AS value_text`,
-    );
-  }
-  extracted.forEach((key, i) => {
-    const index = identifier(`gi${i}`);
-    inner.push(
-      sql`indexOf(data_paths, ${pathOf(key)}) AS ${index}`,
-      sql`data_values[${index}] AS ${identifier(`gv${i}`)}`,
-      sql`data_kinds[${index}] AS ${identifier(`gk${i}`)}`,
-    );
-  });
+  // One level: WHERE under FINAL filters the collapsed rows, as the outer query did; ClickHouse
+  // computes each repeated expression once per block.
+  const valueIndex = sql`indexOf(data_paths, ${valuePath ?? ''})`;
+  const valueKind = sql`data_kinds[${valueIndex}]`;
+  const valueDecimal = sql`data_decimals[${valueIndex}]`;
+  const valueText = sql`data_values[${valueIndex}]`;
+  const groupIndex = (i: number) => sql`indexOf(data_paths, ${pathOf(extracted[i] ?? '')})`;
+  const groupValue = (i: number) => sql`data_values[${groupIndex(i)}]`;
+  const groupKind = (i: number) => sql`data_kinds[${groupIndex(i)}]`;
 
-  const having: Sql[] = [];
-  if (NUMERIC_AGGREGATIONS.includes(meter.aggregation)) {
-    having.push(sql`value_index > 0`, sql`value_kind IN ${[...NUMERIC_KINDS]}`);
-  } else if (meter.aggregation === 'UNIQUE_COUNT') {
-    having.push(sql`value_index > 0`, sql`value_kind != ${DataKind.null}`);
+  if (valuePath && NUMERIC_AGGREGATIONS.includes(meter.aggregation)) {
+    where.push(sql`${valueIndex} > 0`, sql`${valueKind} IN ${[...NUMERIC_KINDS]}`);
+  } else if (valuePath && meter.aggregation === 'UNIQUE_COUNT') {
+    where.push(sql`${valueIndex} > 0`, sql`${valueKind} != ${DataKind.null}`);
   }
   for (const [key, values] of Object.entries(query.filterGroupBy)) {
     const i = extracted.indexOf(key);
-    having.push(sql`${identifier(`gi${i}`)} > 0`, sql`${identifier(`gv${i}`)} IN ${values}`);
+    where.push(sql`${groupIndex(i)} > 0`, sql`${groupValue(i)} IN ${values}`);
   }
 
   const select: Sql[] = [];
@@ -141,15 +138,17 @@ export function buildUsageQuery(database: string, meter: Meter, query: UsageQuer
     const i = extracted.indexOf(key);
     const out = identifier(`g${groupKeys.indexOf(key)}`);
     // A missing or JSON-null group-by value is null, not an empty string.
-    const present = sql`${identifier(`gi${i}`)} > 0 AND ${identifier(`gk${i}`)} != ${DataKind.null}`;
-    select.push(sql`if(${present}, ${identifier(`gv${i}`)}, NULL) AS ${out}`);
+    const present = sql`${groupIndex(i)} > 0 AND ${groupKind(i)} != ${DataKind.null}`;
+    select.push(sql`if(${present}, ${groupValue(i)}, NULL) AS ${out}`);
     groups.push(out);
   }
-  select.push(sql`${aggregate(meter.aggregation)} AS value`, sql`toString(count()) AS events`);
+  select.push(
+    sql`${aggregate(meter.aggregation, valueDecimal, valueText)} AS value`,
+    sql`toString(count()) AS events`,
+  );
 
-  const filtered = having.length > 0 ? sql` WHERE ${join(having, ' AND ')}` : sql``;
   const grouping =
     groups.length > 0 ? sql` GROUP BY ${join(groups, ', ')} ORDER BY ${join(groups, ', ')}` : sql``;
   return sql`SELECT ${join(select, ', ')}
-FROM (SELECT ${join(inner, ', ')} FROM ${db}.events FINAL${prewhere} WHERE ${join(where, ' AND ')})${filtered}${grouping}`;
+FROM ${db}.events FINAL${prewhere} WHERE ${join(where, ' AND ')}${grouping}`;
 }

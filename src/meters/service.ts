@@ -72,6 +72,10 @@ const partHourShift = new Map<string, boolean>();
 
 /** The end of a window: the next local boundary (a DST day lasts 23 or 25 hours). */
 export function windowEnd(startMs: number, size: WindowSize, timeZone: string): number {
+  // Luxon adds minutes and hours as elapsed time; only days and months follow the calendar.
+  if (size === 'MINUTE' || size === 'HOUR' || (size === 'DAY' && timeZone === 'UTC')) {
+    return startMs + WINDOW_MS[size];
+  }
   return DateTime.fromMillis(startMs, { zone: timeZone })
     .plus({ [LUXON_UNIT[size]]: 1 })
     .toMillis();
