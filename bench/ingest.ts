@@ -9,7 +9,6 @@
  * BENCH_CEILING_ROWS (200000), BENCH_POLL_MS (20), BENCH_STALL_MS (20000), BENCH_PACED_SECONDS (10),
  * BENCH_CHILD_NODE_OPTIONS (NODE_OPTIONS for the children only; see bench/cpu-profile.mjs).
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -38,10 +37,10 @@ import {
   tokenEvent,
   toLogEvent,
   waitUntil,
+  writeResult,
 } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url));
 
 const TRANSPORT = process.env.EVENT_LOG || 'redis';
 // The config's defaults, unless overridden for an experiment.
@@ -477,10 +476,7 @@ async function main() {
     ...(error ? { error: error.split('\n')[0] } : {}),
   });
 
-  const line = JSON.stringify(result);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  appendFileSync(`${RESULTS_DIR}ingest.jsonl`, `${line}\n`);
-  process.stdout.write(`${line}\n`);
+  writeResult('ingest', result);
   if (error) process.exitCode = 1;
 }
 

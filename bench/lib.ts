@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { type Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import type { LogEvent } from '../src/events/event.ts';
 import type { MeterlineProcess } from '../test/support/process.ts';
 
@@ -243,4 +244,13 @@ function readProc(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Prints a benchmark's one JSON line and appends it to bench/results/<name>.jsonl. */
+export function writeResult(name: string, result: Record<string, unknown>): void {
+  const line = JSON.stringify(result);
+  const dir = fileURLToPath(new URL('results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  appendFileSync(`${dir}${name}.jsonl`, `${line}\n`);
+  process.stdout.write(`${line}\n`);
 }

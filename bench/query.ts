@@ -21,7 +21,6 @@
  *   BENCH_REUSE_DB=mlq_10m npm run bench:query
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -50,10 +49,10 @@ import {
   stopProcess,
   tail,
   waitUntil,
+  writeResult,
 } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url));
 
 const EVENTS = envInt('BENCH_EVENTS', 10_000_000);
 const SUBJECTS = envInt('BENCH_SUBJECTS', 10_000);
@@ -547,10 +546,7 @@ async function main() {
     ...(error ? { error: error.split('\n')[0] } : {}),
   });
 
-  const line = JSON.stringify(result);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  appendFileSync(`${RESULTS_DIR}query.jsonl`, `${line}\n`);
-  process.stdout.write(`${line}\n`);
+  writeResult('query', result);
   if (error) process.exitCode = 1;
 }
 

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
-import type { EventLog } from '../eventlog/event-log.ts';
+import type { EventLog, LogMessage } from '../eventlog/event-log.ts';
 import { encodeLogEvent, eventKey, type LogEvent } from '../events/event.ts';
 import { AppError, type FieldProblem } from '../lib/errors.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -47,7 +47,8 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
     throw error;
   }
 
-  function validate(namespace: string, body: unknown, shape: IngestShape): LogEvent[] {
+  /** The request's events as log messages (keyed by identity), or a 4xx naming every bad field. */
+  function validate(namespace: string, body: unknown, shape: IngestShape): LogMessage[] {
     const isBatch = Array.isArray(body);
     if (shape === 'single' && isBatch) {
       reject(
@@ -77,7 +78,7 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
     const at = now();
     const latest = at + options.maxFutureSkewSeconds * 1000;
     const problems: FieldProblem[] = [];
-    const events: LogEvent[] = [];
+    const messages: LogMessage[] = [];
     const seen = new Map<string, { index: number; event: CloudEvent }>();
     items.forEach((item, i) => {
       const index = isBatch ? i : undefined;
@@ -144,7 +145,7 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
         return;
       }
       seen.set(key, { index: i, event });
-      events.push(logEvent);
+      messages.push({ key, value: encodeLogEvent(logEvent) });
     });
 
     if (problems.length > 0) {
@@ -160,16 +161,16 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
         ),
       );
     }
-    return events;
+    return messages;
   }
 
   return {
     validate,
     /** Validates, then publishes; resolves once the log acknowledged every event. */
     async ingest(namespace: string, body: unknown, shape: IngestShape): Promise<number> {
-      const events = validate(namespace, body, shape);
+      const messages = validate(namespace, body, shape);
       try {
-        await log.publish(events.map((event) => ({ key: eventKey(event), value: encodeLogEvent(event) })));
+        await log.publish(messages);
       } catch (err) {
         metrics.eventsRejected.inc({ reason: 'event_log' });
         if (err instanceof AppError) throw err;
@@ -182,8 +183,8 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
           },
         );
       }
-      metrics.eventsAccepted.inc(events.length);
-      return events.length;
+      metrics.eventsAccepted.inc(messages.length);
+      return messages.length;
     },
   };
 }

@@ -1,5 +1,6 @@
 import { ulid } from 'ulid';
 import type { Db } from '../db/client.ts';
+import { isUlid } from '../lib/ids.ts';
 import type { Aggregation, Meter, MeterCreate, MeterUpdate } from './meter.ts';
 
 type MeterRow = {
@@ -38,8 +39,6 @@ function fromDbMeter(row: MeterRow): Meter {
   };
 }
 
-const ULID = /^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$/;
-
 export type MeterStore = ReturnType<typeof createMeterStore>;
 
 export function createMeterStore(db: Db) {
@@ -54,7 +53,7 @@ export function createMeterStore(db: Db) {
 
     /** A live meter by id or slug. */
     async get(namespace: string, idOrSlug: string): Promise<Meter | undefined> {
-      const column = ULID.test(idOrSlug) ? 'id' : 'slug';
+      const column = isUlid(idOrSlug) ? 'id' : 'slug';
       const { rows } = await db.query<MeterRow>(
         `SELECT * FROM meters WHERE namespace = $1 AND ${column} = $2 AND deleted_at IS NULL`,
         [namespace, idOrSlug],

@@ -1,5 +1,6 @@
 import { ulid } from 'ulid';
 import { type Db, inTransaction } from '../db/client.ts';
+import { isUlid } from '../lib/ids.ts';
 
 export type Subject = {
   id: string;
@@ -46,8 +47,6 @@ const fromDbSubject = (row: SubjectRow): Subject => ({
   updatedAt: row.updated_at,
 });
 
-const ULID = /^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$/;
-
 export type SubjectStore = ReturnType<typeof createSubjectStore>;
 
 export function createSubjectStore(db: Db) {
@@ -65,7 +64,7 @@ export function createSubjectStore(db: Db) {
       const { rows } = await db.query<SubjectRow>(
         `SELECT * FROM subjects WHERE namespace = $1 AND (key = $2 OR ($3 AND id = $2))
          ORDER BY (id = $2) DESC LIMIT 1`,
-        [namespace, idOrKey, ULID.test(idOrKey)],
+        [namespace, idOrKey, isUlid(idOrKey)],
       );
       return rows[0] ? fromDbSubject(rows[0]) : undefined;
     },
