@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { bullConnection } from '../jobs/connection.ts';
 import { createJobs } from '../jobs/queues.ts';
 import { stripeReconcileProcessor } from '../jobs/stripe-reconcile.ts';
 import { startWorker } from '../jobs/worker.ts';
@@ -92,7 +93,7 @@ async function keys(config: Config, args: string[]) {
 async function serve(config: Config, logger: Logger, roles: Role[]) {
   const metrics = createMetrics({ defaults: true });
   const ch = createClickHouse(config.clickhouse);
-  const db = createDb(config.postgres.url);
+  const db = createDb(config.postgres.url, logger);
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, lazyConnect: true });
   const log = createEventLog(config, logger);
   const store = createEventStore(ch);
@@ -128,19 +129,18 @@ async function serve(config: Config, logger: Logger, roles: Role[]) {
   );
 
   if (roles.includes('worker')) {
-    // BullMQ needs a connection that never gives up on a command (maxRetriesPerRequest: null).
-    const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
-    const jobs = createJobs(connection);
+    const connection = bullConnection(config.redis.url);
+    const workerLogger = logger.child({ role: 'worker' });
+    const jobs = createJobs(connection, workerLogger);
     await jobs.scheduleReconcile(config.stripe.reconcileEveryMinutes);
     const worker = startWorker(
       connection,
       { 'stripe.reconcile': stripeReconcileProcessor(stripe) },
-      logger.child({ role: 'worker' }),
+      workerLogger,
     );
     stops.push(async () => {
       await worker.close();
       await jobs.close();
-      connection.disconnect();
     });
     logger.info(
       { everyMinutes: config.stripe.reconcileEveryMinutes },

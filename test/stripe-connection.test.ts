@@ -1,10 +1,9 @@
 import { Writable } from 'node:stream';
-import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bullConnection } from '../jobs/connection.ts';
 import { createJobs } from '../jobs/queues.ts';
 import { stripeReconcileProcessor } from '../jobs/stripe-reconcile.ts';
 import { startWorker } from '../jobs/worker.ts';
@@ -339,14 +338,14 @@ describe('reconcile', () => {
     expect(await mirror()).not.toEqual(expectedMirror());
 
     // ...until the reconcile job runs, through BullMQ as the worker runs it.
-    const connection = new Redis(env.config.redis.url, { maxRetriesPerRequest: null });
+    const connection = bullConnection(env.config.redis.url);
     const prefix = `${env.id}-jobs`;
-    const jobs = createJobs(connection, prefix);
-    const stripe = stripeService();
+    const silent = pino({ level: 'silent' });
+    const jobs = createJobs(connection, silent, prefix);
     const worker = startWorker(
       connection,
-      { 'stripe.reconcile': stripeReconcileProcessor(stripe) },
-      pino({ level: 'silent' }),
+      { 'stripe.reconcile': stripeReconcileProcessor(stripeService()) },
+      silent,
       prefix,
     );
     const job = await jobs.add('stripe.reconcile', { namespace: 'acme' });
@@ -354,9 +353,8 @@ describe('reconcile', () => {
     expect(await mirror()).toEqual(expectedMirror());
 
     await worker.close();
-    await new Queue('meterline', { connection, prefix }).obliterate({ force: true });
+    await jobs.queue.obliterate({ force: true });
     await jobs.close();
-    connection.disconnect();
   });
 });
 

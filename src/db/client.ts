@@ -1,9 +1,14 @@
 import pg from 'pg';
+import type { Logger } from 'pino';
 
 export type Db = pg.Pool;
 
-export function createDb(url: string): Db {
-  return new pg.Pool({ connectionString: url, max: 10 });
+export function createDb(url: string, logger?: Logger): Db {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle connection dropped by the server (PostgreSQL restarted) is reported here; without a
+  // listener it would crash the process. The pool discards it and the next query opens a new one.
+  pool.on('error', (err) => logger?.warn({ err }, 'idle PostgreSQL connection lost'));
+  return pool;
 }
 
 /** Runs `work` in one transaction on one connection: committed if it resolves, rolled back if not. */
