@@ -26,6 +26,38 @@ afterAll(async () => {
 
 eventLogContract('redis streams', async (target) => open(`mlt:${target}`));
 
+describe('redis streams: one active consumer per group', () => {
+  it('lets one consumer handle batches at a time, and a standby take over the moment it stops', async () => {
+    // A long claim time: the handover below comes from the stopped consumer releasing its lease.
+    const log = open(`mlt:lease-${Date.now()}`, 100_000, 60_000);
+    const options = (consumer: string) => ({ group: 'g', consumer, maxBatchSize: 5, maxWaitMs: 10 });
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const seen = new Map<string, string[]>();
+    const handle = (consumer: string) => async (records: { key: string }[]) => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      seen.set(consumer, [...(seen.get(consumer) ?? []), ...records.map((r) => r.key)]);
+      inFlight -= 1;
+    };
+    const first = await log.subscribe(options('first'), handle('first'));
+    await log.publish(Array.from({ length: 40 }, (_, i) => ({ key: `a${i}`, value: '' })));
+    await eventually(async () => (seen.get('first') ?? []).length === 40, 'first consumer to take all');
+    const second = await log.subscribe(options('second'), handle('second'));
+    await log.publish(Array.from({ length: 40 }, (_, i) => ({ key: `b${i}`, value: '' })));
+    await eventually(async () => (seen.get('first') ?? []).length === 80, 'active consumer to take the rest');
+    expect(seen.get('second')).toBeUndefined();
+
+    await first.stop();
+    await log.publish([{ key: 'c0', value: '' }]);
+    await eventually(async () => (seen.get('second') ?? []).includes('c0'), 'standby to take over');
+    expect(mostInFlight).toBe(1);
+    await second.stop();
+    await log.close();
+  });
+});
+
 describe('redis streams: bounded length', () => {
   it('refuses to publish past the bound instead of trimming unacknowledged entries, and recovers after the sink acks', async () => {
     const stream = `mlt:bounded-${Date.now()}`;

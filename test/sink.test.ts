@@ -94,6 +94,22 @@ describe('sink: each event counts once', () => {
     expect((await duplicatesDropped()) - droppedBefore).toBe(40);
   });
 
+  it('counts conflicting copies once when two sink consumers run side by side', async () => {
+    // Each event is sent twice with a different time and value (a client retry with a fresh default
+    // time): copies that two consumers handled at the same moment would both miss the stored-key
+    // lookup. One batch per copy and the copies next to each other in the log make that moment likely.
+    const copies = Array.from({ length: 30 }, (_, i) => [
+      cloudEvent({ id: `race-${i}`, subject: 'dup-race', time: '2026-06-01T00:00:00Z', data: { tokens: 1 } }),
+      cloudEvent({ id: `race-${i}`, subject: 'dup-race', time: '2026-06-02T00:00:00Z', data: { tokens: 1 } }),
+    ]).flat();
+    for (const copy of copies) expect((await post([copy])).statusCode).toBe(204);
+    const sinks = [createTestSink(ctx.env, 'side-a', 1), createTestSink(ctx.env, 'side-b', 1)];
+    await Promise.all(sinks.map((s) => s.start()));
+    await drained();
+    await Promise.all(sinks.map((s) => s.stop()));
+    expect(await tokensBySubject()).toMatchObject({ 'dup-race': 30 });
+  });
+
   it('reads exactly even when the same event was physically inserted twice (FINAL, not eventual merges)', async () => {
     const event: LogEvent = {
       namespace: 'acme',

@@ -41,6 +41,21 @@ function toRecords(entries: StreamEntry[]): { records: LogRecord[] } {
   return { records };
 }
 
+// Redis Streams cannot send every copy of an event to one consumer (Kafka does, by message key), and two
+// consumers storing conflicting copies of one event at the same moment would both miss the stored-key
+// lookup. So one consumer of a group is active at a time: it holds this lease, renewed before each
+// read, and the others stand by until it lapses (claimIdleMs without renewal: the consumer died or is
+// stuck, the same test XAUTOCLAIM applies to its entries). A consumer restarted under its old name
+// takes its lease straight back.
+const HOLD_LEASE = `local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`;
+const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /** XINFO replies are flat [name, value, ...] lists. */
 function pairs(flat: unknown[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -120,8 +135,12 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
       const reader = redis.duplicate(); // blocking reads need their own connection
       reader.on('error', onConnectionError);
       let stopping = false;
+      let active = false;
       let lastClaimAt = 0;
       let lastTrimAt = 0;
+      const lease = `${stream}:${opts.group}:active`;
+      const holdLease = async () =>
+        (await redis.eval(HOLD_LEASE, 1, lease, opts.consumer, options.claimIdleMs)) === 1;
 
       const read = async (id: string, count: number, blockMs?: number) => {
         const args: (string | number)[] = ['GROUP', opts.group, opts.consumer, 'COUNT', count];
@@ -181,6 +200,20 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
         let failures = 0;
         while (!stopping) {
           try {
+            if (!(await holdLease())) {
+              if (active) logger.warn({ consumer: opts.consumer }, 'lost the sink lease; standing by');
+              active = false;
+              await sleep(Math.min(options.claimIdleMs / 4, 250));
+              continue;
+            }
+            if (!active) {
+              active = true;
+              ownPending = true;
+              logger.info(
+                { consumer: opts.consumer, group: opts.group },
+                'holding the sink lease; consuming',
+              );
+            }
             const entries = await nextEntries();
             if (entries.length === 0) continue;
             const { records } = toRecords(entries);
@@ -201,7 +234,11 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
         }
       };
 
-      const done = loop().finally(() => reader.disconnect());
+      const done = loop().finally(async () => {
+        reader.disconnect();
+        // A standby takes over now rather than after the lease lapses.
+        await redis.eval(RELEASE_LEASE, 1, lease, opts.consumer).catch(() => undefined);
+      });
       return {
         done,
         async stop() {
