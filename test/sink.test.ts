@@ -237,4 +237,25 @@ describe('sink: large batches', () => {
     await sink.stop();
     expect(await tokensBySubject()).toMatchObject({ 'big-batch': 5000 });
   });
+
+  it('sizes lookups in bytes: ids of multi-byte characters and a source per event are found, not stalled on', async () => {
+    // 300 ids of 1,000 three-byte characters (~900 KB of lookup text): half from one source, half
+    // each from its own.
+    const events = Array.from({ length: 300 }, (_, i) =>
+      cloudEvent({
+        id: `${'€'.repeat(1000)}${i}`,
+        source: i < 150 ? 'shared' : `pod-${i}`,
+        subject: 'wide-ids',
+        data: { tokens: 1 },
+      }),
+    );
+    for (let i = 0; i < events.length; i += 100) await post(events.slice(i, i + 100));
+    const sink = createTestSink(ctx.env, 'wide', 5000);
+    await sink.start();
+    await drained();
+    for (let i = 0; i < events.length; i += 100) await post(events.slice(i, i + 100));
+    await drained();
+    await sink.stop();
+    expect(await tokensBySubject()).toMatchObject({ 'wide-ids': 300 });
+  });
 });

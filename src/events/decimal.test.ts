@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toDecimalText } from './decimal.ts';
+import { decimalFromText, toDecimalText } from './decimal.ts';
 
 describe('toDecimalText', () => {
   it('keeps the literal a client wrote', () => {
@@ -27,6 +27,18 @@ describe('toDecimalText', () => {
     expect(toDecimalText(1e18)).toBeNull();
     expect(toDecimalText(Number.MAX_VALUE)).toBeNull();
     expect(toDecimalText(Number.NaN)).toBeNull();
+  });
+
+  it('judges numeric text with a huge exponent by its magnitude, without writing the digits out', () => {
+    expect(decimalFromText('1e999999999')).toBeNull();
+    expect(decimalFromText('-1e99999999999999999999')).toBeNull();
+    expect(decimalFromText('1e-999999999')).toBe('0');
+    expect(decimalFromText('0e999999999')).toBe('0');
+    expect(decimalFromText('0.000001e6')).toBe('1');
+    expect(decimalFromText('1e17')).toBe('100000000000000000');
+    expect(decimalFromText('1e18')).toBeNull();
+    expect(decimalFromText('6e-10')).toBe('0.000000001');
+    expect(decimalFromText('5e-10')).toBe('0');
   });
 
   it('agrees with the number to within half a unit of the ninth place', () => {

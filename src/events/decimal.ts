@@ -33,6 +33,11 @@ export function decimalFromText(text: string): string | null {
   // All significant digits as one integer, and where the decimal point sits in it.
   let digits = intPart + fracPart;
   let point = intPart.length + Number(exponent);
+  // Decide by magnitude before writing digits out: "1e999999999" must not become a billion zeros.
+  const lead = digits.search(/[1-9]/);
+  if (lead === -1) return '0';
+  if (point - lead > MAX_INTEGER_DIGITS) return null;
+  if (point < -SCALE) return '0'; // under 10^-10: rounds to 0 at SCALE places
   if (point < 0) {
     digits = '0'.repeat(-point) + digits;
     point = 0;

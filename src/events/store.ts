@@ -1,5 +1,5 @@
 import type { ClickHouse } from '../clickhouse/client.ts';
-import { identifier, join, type Sql, sql } from '../clickhouse/sql.ts';
+import { identifier, join, quoteString, type Sql, sql } from '../clickhouse/sql.ts';
 import { flattenData, type LogEvent } from './event.ts';
 
 /** ClickHouse access for stored events and dead letters: the source of truth for usage. */
@@ -63,22 +63,46 @@ export function toEventRow(event: LogEvent, storedAt: number): string {
 
 type Identity = Pick<LogEvent, 'namespace' | 'source' | 'id'>;
 
-/** Id characters per lookup query: keeps the query text well under max_query_size (256 KiB). */
-const LOOKUP_CHUNK_CHARS = 100_000;
+/** Bytes of query text per lookup: well under ClickHouse's max_query_size (262,144 bytes). */
+const LOOKUP_QUERY_BYTES = 128 * 1024;
 
-function* chunkByLength(values: string[], maxChars: number): Generator<string[]> {
-  let chunk: string[] = [];
-  let chars = 0;
-  for (const value of values) {
-    if (chunk.length > 0 && chars + value.length > maxChars) {
-      yield chunk;
-      chunk = [];
-      chars = 0;
+/** One lookup term per (namespace, source) group of ids, so one query serves many sources. */
+type LookupGroup = { namespace: string; source: string; ids: string[] };
+
+/**
+ * The groups' ids as query-sized lists of terms. Sizes are counted in bytes of the quoted
+ * literals, as ClickHouse counts them: a multi-byte or escaped id takes more than its length.
+ */
+function* lookupQueries(groups: Iterable<LookupGroup>): Generator<Sql[]> {
+  let terms: Sql[] = [];
+  let bytes = 0;
+  for (const { namespace, source, ids } of groups) {
+    const termBytes = Buffer.byteLength(quoteString(namespace) + quoteString(source)) + 64;
+    let chunk: string[] = [];
+    let chunkBytes = termBytes;
+    for (const id of ids) {
+      const idBytes = Buffer.byteLength(quoteString(id)) + 2;
+      if (bytes + chunkBytes + idBytes > LOOKUP_QUERY_BYTES) {
+        if (chunk.length > 0) terms.push(lookupTerm(namespace, source, chunk));
+        if (terms.length > 0) yield terms;
+        terms = [];
+        bytes = 0;
+        chunk = [];
+        chunkBytes = termBytes;
+      }
+      chunk.push(id);
+      chunkBytes += idBytes;
     }
-    chunk.push(value);
-    chars += value.length + 4; // quotes, comma, space
+    if (chunk.length > 0) {
+      terms.push(lookupTerm(namespace, source, chunk));
+      bytes += chunkBytes;
+    }
   }
-  if (chunk.length > 0) yield chunk;
+  if (terms.length > 0) yield terms;
+}
+
+function lookupTerm(namespace: string, source: string, ids: string[]): Sql {
+  return sql`(namespace = ${namespace} AND source = ${source} AND id IN ${ids})`;
 }
 
 const MAX_DATETIME = 4_294_967_295; // DateTime is 32-bit unsigned seconds
@@ -117,30 +141,24 @@ export function createEventStore(ch: ClickHouse) {
 
     /**
      * The subset of the given identities that is already stored. Ids are asked per (namespace,
-     * source) as a plain IN list, in chunks that stay well under ClickHouse's max_query_size:
+     * source) as plain IN lists, OR-ed into queries that stay under ClickHouse's max_query_size:
      * 18.16 parses a list of tuples several times slower than a list of strings.
      */
     async existingKeys(events: readonly Identity[]): Promise<Identity[]> {
-      const groups = new Map<string, Identity[]>();
-      for (const event of events) {
-        const group = JSON.stringify([event.namespace, event.source]);
+      const groups = new Map<string, LookupGroup>();
+      for (const { namespace, source, id } of events) {
+        const group = JSON.stringify([namespace, source]);
         const members = groups.get(group);
-        if (members) members.push(event);
-        else groups.set(group, [event]);
+        if (members) members.ids.push(id);
+        else groups.set(group, { namespace, source, ids: [id] });
       }
       const found: Identity[] = [];
-      for (const members of groups.values()) {
-        const { namespace, source } = members[0] as Identity;
-        for (const ids of chunkByLength(
-          members.map((e) => e.id),
-          LOOKUP_CHUNK_CHARS,
-        )) {
-          const rows = await ch.query<{ id: string }>(
-            sql`SELECT DISTINCT id FROM ${db}.event_keys
-                WHERE namespace = ${namespace} AND source = ${source} AND id IN ${ids}`,
-          );
-          for (const row of rows) found.push({ namespace, source, id: row.id });
-        }
+      for (const terms of lookupQueries(groups.values())) {
+        found.push(
+          ...(await ch.query<Identity>(
+            sql`SELECT DISTINCT namespace, source, id FROM ${db}.event_keys WHERE ${join(terms, ' OR ')}`,
+          )),
+        );
       }
       return found;
     },
