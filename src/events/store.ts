@@ -61,6 +61,31 @@ export function toEventRow(event: LogEvent, storedAt: number): string {
   return `${row.slice(0, -1)},"data_decimals":[${flat.decimals.join(',')}]}`;
 }
 
+/**
+ * Current ClickHouse refuses an INSERT touching more than 100 partitions (months, here) by default
+ * (max_partitions_per_insert_block); 18.16 has no such limit.
+ */
+export const MAX_MONTHS_PER_INSERT = 100;
+
+/** The events split into groups of at most MAX_MONTHS_PER_INSERT months, in month order. */
+export function byMonthGroups(events: readonly LogEvent[]): LogEvent[][] {
+  const byMonth = new Map<number, LogEvent[]>();
+  for (const event of events) {
+    const date = new Date(event.time);
+    const month = date.getUTCFullYear() * 12 + date.getUTCMonth();
+    const members = byMonth.get(month);
+    if (members) members.push(event);
+    else byMonth.set(month, [event]);
+  }
+  if (byMonth.size <= MAX_MONTHS_PER_INSERT) return [[...events]];
+  const months = [...byMonth.keys()].sort((a, b) => a - b);
+  const groups: LogEvent[][] = [];
+  for (let i = 0; i < months.length; i += MAX_MONTHS_PER_INSERT) {
+    groups.push(months.slice(i, i + MAX_MONTHS_PER_INSERT).flatMap((m) => byMonth.get(m) ?? []));
+  }
+  return groups;
+}
+
 type Identity = Pick<LogEvent, 'namespace' | 'source' | 'id'>;
 
 /** Bytes of query text per lookup: well under ClickHouse's max_query_size (262,144 bytes). */
@@ -131,12 +156,18 @@ function fromDbEvent(namespace: string, row: EventRow): StoredEvent {
 export function createEventStore(ch: ClickHouse) {
   const db = identifier(ch.database);
   return {
-    /** One INSERT: ClickHouse writes the block and, through the view, its keys. */
+    /**
+     * One INSERT per at most MAX_MONTHS_PER_INSERT months (one, unless a backfill spans years):
+     * ClickHouse writes each block and, through the view, its keys. If a later INSERT fails, the
+     * batch is redelivered and the identity lookup skips what the earlier ones stored.
+     */
     async insertEvents(events: readonly LogEvent[], storedAt = Date.now()): Promise<void> {
-      await ch.insertLines(
-        'events',
-        events.map((event) => toEventRow(event, storedAt)),
-      );
+      for (const group of byMonthGroups(events)) {
+        await ch.insertLines(
+          'events',
+          group.map((event) => toEventRow(event, storedAt)),
+        );
+      }
     },
 
     /**
