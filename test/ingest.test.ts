@@ -234,6 +234,20 @@ describe('POST /api/v1/events refuses bad input and stores nothing of it', () =>
       field: 'subject',
     },
     {
+      name: 'an unpaired surrogate in dataschema',
+      body: `[${JSON.stringify(cloudEvent({ dataschema: 'SCHEMA' })).replace('SCHEMA', '\\ud800')}]`,
+      status: 400,
+      index: 0,
+      field: 'dataschema',
+    },
+    {
+      name: 'a "__proto__" key in data (JSON allows it; JavaScript objects would drop it)',
+      body: `[${JSON.stringify(cloudEvent({ data: { PROTO: { tokens: 5 }, b: 1 } })).replace('PROTO', '__proto__')}]`,
+      status: 400,
+      index: 0,
+      field: 'data',
+    },
+    {
       name: 'data nested deeper than 32 levels',
       body: [cloudEvent({ data: JSON.parse(`${'{"a":'.repeat(40)}1${'}'.repeat(40)}`) })],
       status: 400,

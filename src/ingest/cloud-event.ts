@@ -26,8 +26,15 @@ export const CloudEvent = z
     datacontenttype: z
       .literal('application/json', { error: 'datacontenttype must be application/json' })
       .nullish(),
-    dataschema: z.string({ error: 'dataschema must be a string' }).min(1).nullish(),
-    data: z.record(z.string(), z.unknown(), { error: 'data must be a JSON object' }).nullish(),
+    dataschema: attribute('dataschema').nullish(),
+    // Checked, not copied: a copy would drop a "__proto__" key silently (the service refuses it).
+    data: z
+      .custom<Record<string, unknown>>(
+        (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+        { error: 'data must be a JSON object' },
+      )
+      .meta({ type: 'object', additionalProperties: {} })
+      .nullish(),
   })
   .meta({ id: 'Event', description: 'CloudEvents 1.0 event (OpenMeter v1 compatible)' });
 export type CloudEvent = z.infer<typeof CloudEvent>;

@@ -17,8 +17,9 @@ export type IngestShape = 'single' | 'batch' | 'either';
 const MAX_DATA_DEPTH = 32;
 
 /**
- * What cannot be stored in `data`: nesting deeper than MAX_DATA_DEPTH, or a string (key or value)
- * with an unpaired surrogate, which JSON's \u escapes allow but UTF-8 storage cannot hold.
+ * What cannot be stored in `data`: nesting deeper than MAX_DATA_DEPTH, a "__proto__" key, or a
+ * string (key or value) with an unpaired surrogate, which JSON's \u escapes allow but UTF-8
+ * storage cannot hold.
  */
 function dataProblem(value: unknown, level = 0): string | null {
   if (typeof value === 'string')
@@ -26,6 +27,8 @@ function dataProblem(value: unknown, level = 0): string | null {
   if (value === null || typeof value !== 'object') return null;
   if (level >= MAX_DATA_DEPTH) return `data is nested deeper than ${MAX_DATA_DEPTH} levels`;
   for (const [key, child] of Object.entries(value)) {
+    // JSON allows it, but JavaScript objects treat it as the prototype: it would vanish on the way.
+    if (key === '__proto__') return 'data holds a "__proto__" key, which cannot be stored';
     const problem = dataProblem(key) ?? dataProblem(child, level + 1);
     if (problem) return problem;
   }
