@@ -66,4 +66,51 @@ describe('meters declared in a file', () => {
       ),
     ).rejects.toThrow(/meters\.0\.eventType/);
   });
+
+  it('lets replicas that start at once race to create a meter', async () => {
+    const meters = createMeterService({ db: ctx.env.db, ch: ctx.env.ch }, { maxWindows: 1000 });
+    const path = file(
+      'race.yaml',
+      yaml('API calls').replaceAll('acme', 'initech').replaceAll('globex', 'umbrella'),
+    );
+    await Promise.all([1, 2, 3, 4].map(() => applyMetersFile(path, meters, silent)));
+    expect((await meters.list('initech')).map((m) => m.slug)).toEqual(['api_calls']);
+    // A replica whose list predates the winner's create meets the conflict, and checks the winner's meter.
+    const stale = { ...meters, list: async () => [] };
+    await applyMetersFile(path, stale, silent);
+    await expect(
+      applyMetersFile(
+        file('race-changed.yaml', yaml('API calls', 'MAX').replaceAll('acme', 'initech')),
+        stale,
+        silent,
+      ),
+    ).rejects.toThrow(/initech\/api_calls differs from the stored one in aggregation/);
+  });
+
+  it('applies eventFrom on create and refuses to change it', async () => {
+    const meters = createMeterService({ db: ctx.env.db, ch: ctx.env.ch }, { maxWindows: 1000 });
+    const declare = (eventFrom: string) =>
+      file(
+        'event-from.yaml',
+        `meters:\n  - namespace: hooli\n    slug: calls\n    aggregation: COUNT\n    eventType: call\n    eventFrom: ${eventFrom}\n`,
+      );
+    await applyMetersFile(declare('2026-01-01T00:00:00Z'), meters, silent);
+    expect((await meters.get('hooli', 'calls')).eventFrom?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    // The same instant with another offset is no change.
+    await applyMetersFile(declare('2026-01-01T01:00:00+01:00'), meters, silent);
+    await expect(applyMetersFile(declare('2025-01-01T00:00:00Z'), meters, silent)).rejects.toThrow(
+      /hooli\/calls differs from the stored one in eventFrom/,
+    );
+    await expect(
+      applyMetersFile(
+        file(
+          'no-event-from.yaml',
+          'meters:\n  - namespace: hooli\n    slug: calls\n    aggregation: COUNT\n    eventType: call\n',
+        ),
+        meters,
+        silent,
+      ),
+    ).rejects.toThrow(/eventFrom/);
+    expect((await meters.get('hooli', 'calls')).eventFrom?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+  });
 });

@@ -61,6 +61,27 @@ describe('meters API', () => {
     expect(all.find((m: { id: string }) => m.id === temp.id)?.deletedAt).toBeTruthy();
   });
 
+  it('reaches a meter whose slug looks like a ULID, by slug and by id', async () => {
+    const slug = '0123456789abcdefghjkmnpqrs';
+    const created = await api('POST', '/api/v1/meters', {
+      slug,
+      aggregation: 'COUNT',
+      eventType: 'ulid-like',
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const { id } = created.json();
+    expect((await api('GET', `/api/v1/meters/${slug}`)).json().id).toBe(id);
+    expect((await api('GET', `/api/v1/meters/${id}`)).json().slug).toBe(slug);
+    const renamed = await api('PUT', `/api/v1/meters/${slug}`, { name: 'Looks like an id' });
+    expect(renamed.statusCode, renamed.body).toBe(200);
+    expect(renamed.json().name).toBe('Looks like an id');
+    const usage = await api('GET', `/api/v1/meters/${slug}/query`);
+    expect(usage.statusCode, usage.body).toBe(200);
+    expect(usage.json().data).toEqual([]);
+    expect((await api('DELETE', `/api/v1/meters/${slug}`)).statusCode).toBe(204);
+    expect((await api('GET', `/api/v1/meters/${slug}`)).statusCode).toBe(404);
+  });
+
   it('refuses invalid meters naming the field', async () => {
     const cases: [unknown, string][] = [
       [{ ...tokens, slug: 'Bad Slug' }, 'slug'],
@@ -162,6 +183,27 @@ describe('usage queries', () => {
     expect(csv.body).toContain(',acme,1255.3');
   });
 
+  it('reads a time zone in any case as its IANA spelling', async () => {
+    const days = (zone: string) =>
+      api(
+        'GET',
+        `/api/v1/meters/tokens_total/query?from=2026-03-27T23:00:00Z&to=2026-03-30T22:00:00Z&windowSize=DAY&windowTimeZone=${zone}`,
+      );
+    const expected = (await days('Europe/Paris')).json();
+    expect(expected.data).toHaveLength(3);
+    for (const zone of ['europe/paris', 'EUROPE/PARIS']) {
+      const res = await days(zone);
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json(), zone).toEqual(expected);
+    }
+    const utc = await days('utc');
+    expect(utc.statusCode, utc.body).toBe(200);
+    expect(utc.json().data.map((row: { windowStart: string }) => row.windowStart)).toEqual([
+      '2026-03-28T00:00:00.000Z',
+      '2026-03-29T00:00:00.000Z',
+    ]);
+  });
+
   it('lists subjects and group-by values, and flags events a meter cannot count', async () => {
     expect((await api('GET', '/api/v1/meters/tokens_total/subjects')).json()).toEqual(['acme', 'globex']);
     // Like OpenMeter: the last 24 hours by default, or the range given.
@@ -206,6 +248,19 @@ describe('usage queries', () => {
       ],
       ['/api/v1/meters/tokens_total/query?groupBy=colour', 400, 'groupBy'],
       ['/api/v1/meters/tokens_total/query?filterGroupBy[colour]=red', 400, 'filterGroupBy'],
+      // Keys every object inherits are no group-by either.
+      ['/api/v1/meters/tokens_total/query?groupBy=constructor', 400, 'groupBy'],
+      ['/api/v1/meters/tokens_total/query?groupBy=__proto__', 400, 'groupBy'],
+      ['/api/v1/meters/tokens_total/query?filterGroupBy[toString]=x', 400, 'filterGroupBy'],
+      ['/api/v1/meters/tokens_total/query?filterGroupBy[__proto__]=x', 400, 'filterGroupBy'],
+      ['/api/v1/meters/tokens_total/group-by/constructor/values', 404, ''],
+      ['/api/v1/meters/tokens_total/group-by/hasOwnProperty/values', 404, ''],
+      // A time without Z or an offset would be read in the server's zone.
+      ['/api/v1/meters/tokens_total/query?from=2026-01-01T00:00:00', 400, 'from'],
+      ['/api/v1/meters/tokens_total/query?to=2026-01-01T00:00:00.000', 400, 'to'],
+      ['/api/v1/meters/tokens_total/query?from=2026-01-01', 400, 'from'],
+      ['/api/v1/meters/tokens_total/subjects?from=2026-01-01T00:00:00', 400, 'from'],
+      ['/api/v1/meters/tokens_total/group-by/model/values?to=2026-01-01T00:00', 400, 'to'],
     ];
     for (const [url, status, field] of cases) {
       const res = await api('GET', url);
@@ -213,6 +268,23 @@ describe('usage queries', () => {
       expect(res.headers['content-type']).toMatch(/problem\+json/);
       if (field) expect(JSON.stringify(res.json().errors), url).toContain(field);
     }
+    const posted: [unknown, string][] = [
+      [{ groupBy: ['toString'] }, 'groupBy'],
+      [{ filterGroupBy: { constructor: ['x'] } }, 'filterGroupBy'],
+      [{ from: '2026-01-01T00:00:00' }, 'from'],
+    ];
+    for (const [body, field] of posted) {
+      const res = await api('POST', '/api/v1/meters/tokens_total/query', body);
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(JSON.stringify(res.json().errors), JSON.stringify(body)).toContain(field);
+    }
+    // Offsets other than Z keep working.
+    const offset = await api(
+      'GET',
+      '/api/v1/meters/tokens_total/query?from=2026-03-28T01:00:00%2B01:00&to=2026-04-01T00:00:00.000-00:00',
+    );
+    expect(offset.statusCode, offset.body).toBe(200);
+    expect(offset.json().from).toBe('2026-03-28T00:00:00.000Z');
   });
 
   it('treats hostile strings as data', async () => {

@@ -58,6 +58,9 @@ export const Slug = z
   .max(64)
   .regex(/^[a-z0-9]+(?:_[a-z0-9]+)*$/, 'lowercase letters and digits, words joined by _');
 
+/** RFC 3339 with Z or an offset: a time without one would be read in the server's zone. */
+export const DateTimeWithOffset = z.iso.datetime({ offset: true });
+
 export const MeterCreate = z
   .object({
     slug: Slug,
@@ -66,7 +69,7 @@ export const MeterCreate = z
     metadata,
     aggregation: Aggregation,
     eventType: z.string().min(1).max(1024),
-    eventFrom: z.iso.datetime({ offset: true }).optional(),
+    eventFrom: DateTimeWithOffset.optional(),
     valueProperty: jsonPath.optional(),
     groupBy: groupBy.optional(),
   })

@@ -72,3 +72,15 @@ describe('buildUsageQuery', () => {
     expect(text).toContain("time <= toDateTime(1772409600, 'UTC') AND time_ms < 1772409600750");
   });
 });
+
+describe('buildUsageQuery group-by keys', () => {
+  it('reads no inherited property as a group-by path', () => {
+    const text = buildUsageQuery('db', meter, {
+      timeZone: 'UTC',
+      groupBy: ['constructor'],
+      filterGroupBy: { toString: ['x'] },
+    }).text;
+    expect(text).not.toContain('$.model');
+    expect(text).toContain("indexOf(data_paths, '') > 0");
+  });
+});

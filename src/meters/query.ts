@@ -83,7 +83,9 @@ export function buildUsageQuery(database: string, meter: Meter, query: UsageQuer
   const bySubject = query.groupBy.includes('subject');
   // Every group key that is grouped or filtered needs its value extracted.
   const extracted = [...new Set([...groupKeys, ...Object.keys(query.filterGroupBy)])];
-  const pathOf = (key: string) => canonicalPath(meter.groupBy[key] ?? '') ?? '';
+  // Own keys only: `constructor` and the like are no group-by of any meter.
+  const pathOf = (key: string) =>
+    Object.hasOwn(meter.groupBy, key) ? (canonicalPath(meter.groupBy[key] ?? '') ?? '') : '';
 
   const where: Sql[] = [sql`namespace = ${meter.namespace}`, sql`type = ${meter.eventType}`];
   const from = Math.max(query.from ?? 0, meter.eventFrom?.getTime() ?? 0);

@@ -56,11 +56,13 @@ const MeterParams = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
 
 /** OpenMeter's deep-object filter: ?filterGroupBy[model]=gpt-4o (repeatable). */
 function filterGroupByFromQuery(query: Record<string, unknown>): Record<string, string[]> | undefined {
-  const filters: Record<string, string[]> = {};
-  for (const [name, value] of Object.entries(query)) {
-    const key = /^filterGroupBy\[(.+)\]$/.exec(name)?.[1];
-    if (key !== undefined) filters[key] = [value].flat().map(String);
-  }
+  // fromEntries defines own keys: assigning filters['__proto__'] would set the prototype instead.
+  const filters = Object.fromEntries(
+    Object.entries(query).flatMap(([name, value]) => {
+      const key = /^filterGroupBy\[(.+)\]$/.exec(name)?.[1];
+      return key === undefined ? [] : [[key, [value].flat().map(String)]];
+    }),
+  );
   return Object.keys(filters).length > 0 ? filters : undefined;
 }
 

@@ -53,10 +53,12 @@ export function createMeterStore(db: Db) {
 
     /** A live meter by id or slug. */
     async get(namespace: string, idOrSlug: string): Promise<Meter | undefined> {
-      const column = isUlid(idOrSlug) ? 'id' : 'slug';
+      // A slug may look like a ULID too: the id wins, then the slug.
       const { rows } = await db.query<MeterRow>(
-        `SELECT * FROM meters WHERE namespace = $1 AND ${column} = $2 AND deleted_at IS NULL`,
-        [namespace, idOrSlug],
+        `SELECT * FROM meters
+         WHERE namespace = $1 AND (slug = $2 OR ($3 AND id = $2)) AND deleted_at IS NULL
+         ORDER BY (id = $2) DESC LIMIT 1`,
+        [namespace, idOrSlug, isUlid(idOrSlug)],
       );
       return rows[0] ? fromDbMeter(rows[0]) : undefined;
     },
