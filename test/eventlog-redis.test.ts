@@ -58,6 +58,32 @@ describe('redis streams: one active consumer per group', () => {
   });
 });
 
+describe('redis streams: the lease under slow handlers and shared names', () => {
+  it('keeps a batch slower than the claim time to one consumer, even when both share a name', async () => {
+    const log = open(`mlt:lease-slow-${Date.now()}`, 100_000, 300);
+    const options = { group: 'g', consumer: 'same-name', maxBatchSize: 10, maxWaitMs: 10 };
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const handled: string[] = [];
+    const handle = async (records: { key: string }[]) => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      // Three claim times: the lease must be renewed while the handler runs.
+      await new Promise((r) => setTimeout(r, 900));
+      handled.push(...records.map((r) => r.key));
+      inFlight -= 1;
+    };
+    const subs = [await log.subscribe(options, handle), await log.subscribe(options, handle)];
+    await log.publish(Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: '' })));
+    await eventually(async () => handled.length >= 20, 'all entries handled');
+    expect(mostInFlight).toBe(1);
+    expect(new Set(handled).size).toBe(20);
+    expect(handled).toHaveLength(20); // nothing taken over and handled twice
+    await Promise.all(subs.map((sub) => sub.stop()));
+    await log.close();
+  });
+});
+
 describe('redis streams: bounded length', () => {
   it('refuses to publish past the bound instead of trimming unacknowledged entries, and recovers after the sink acks', async () => {
     const stream = `mlt:bounded-${Date.now()}`;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError } from '../lib/errors.ts';
@@ -44,15 +45,17 @@ function toRecords(entries: StreamEntry[]): { records: LogRecord[] } {
 // Redis Streams cannot send every copy of an event to one consumer (Kafka does, by message key), and two
 // consumers storing conflicting copies of one event at the same moment would both miss the stored-key
 // lookup. So one consumer of a group is active at a time: it holds this lease, renewed before each
-// read, and the others stand by until it lapses (claimIdleMs without renewal: the consumer died or is
-// stuck, the same test XAUTOCLAIM applies to its entries). A consumer restarted under its old name
-// takes its lease straight back.
+// read and while its handler runs (up to LEASE_HANDLER_HOLDS × claimIdleMs, well past ClickHouse's
+// request timeout), and the others stand by until it lapses (claimIdleMs without renewal: the
+// process died or is stuck, the same test XAUTOCLAIM applies to its entries). The holder is one
+// subscription, not a name: two processes left on the same default name still exclude each other.
 const HOLD_LEASE = `local holder = redis.call('GET', KEYS[1])
 if holder == false or holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
 return 0`;
+const LEASE_HANDLER_HOLDS = 4;
 const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
@@ -138,8 +141,21 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
       let lastClaimAt = 0;
       let lastTrimAt = 0;
       const lease = `${stream}:${opts.group}:active`;
+      const holder = `${opts.consumer}:${randomUUID()}`;
       const holdLease = async () =>
-        (await redis.eval(HOLD_LEASE, 1, lease, opts.consumer, options.claimIdleMs)) === 1;
+        (await redis.eval(HOLD_LEASE, 1, lease, holder, options.claimIdleMs)) === 1;
+      /** Runs the handler with the lease renewed meanwhile, for at most LEASE_HANDLER_HOLDS leases. */
+      const handleHoldingLease = async (records: LogRecord[]) => {
+        const until = Date.now() + LEASE_HANDLER_HOLDS * options.claimIdleMs;
+        const renew = setInterval(() => {
+          if (Date.now() < until) holdLease().catch(() => undefined);
+        }, options.claimIdleMs / 3);
+        try {
+          await handle(records);
+        } finally {
+          clearInterval(renew);
+        }
+      };
 
       const read = async (id: string, count: number, blockMs?: number) => {
         const args: (string | number)[] = ['GROUP', opts.group, opts.consumer, 'COUNT', count];
@@ -216,7 +232,7 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
             const entries = await nextEntries();
             if (entries.length === 0) continue;
             const { records } = toRecords(entries);
-            if (records.length > 0) await handle(records);
+            if (records.length > 0) await handleHoldingLease(records);
             await redis.xack(stream, opts.group, ...entries.map(([id]) => id));
             failures = 0;
             if (Date.now() - lastTrimAt > 1_000) {
@@ -236,7 +252,7 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
       const done = loop().finally(async () => {
         reader.disconnect();
         // A standby takes over now rather than after the lease lapses.
-        await redis.eval(RELEASE_LEASE, 1, lease, opts.consumer).catch(() => undefined);
+        await redis.eval(RELEASE_LEASE, 1, lease, holder).catch(() => undefined);
       });
       return {
         done,
