@@ -38,6 +38,12 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses a Redis stream bound smaller than the largest request', () => {
+    expect(() => loadConfig({ INGEST_MAX_BATCH_EVENTS: '5000', REDIS_STREAM_MAX_LENGTH: '1000' })).toThrow(
+      /REDIS_STREAM_MAX_LENGTH: must be at least INGEST_MAX_BATCH_EVENTS \(5000\)/,
+    );
+  });
+
   it('refuses an unknown event log transport', () => {
     expect(() => loadConfig({ EVENT_LOG: 'rabbitmq' })).toThrow(/EVENT_LOG/);
   });

@@ -8,75 +8,86 @@ const csv = z
   .transform((s) => s.split(',').map((part) => part.trim()))
   .pipe(z.array(z.string().min(1)).min(1));
 
-export const Config = z.object({
-  http: z.object({
-    port: z.coerce.number().int().min(0).max(65535).default(8080),
-    host: z.string().default('0.0.0.0'),
-  }),
-  ingest: z.object({
-    maxBodyBytes: int(5 * 1024 * 1024),
-    maxBatchEvents: int(5000),
-    // Producers' clocks drift; beyond this an event's time is a bug, not drift.
-    maxFutureSkewSeconds: int(300),
-  }),
-  eventLog: z.discriminatedUnion('kind', [
-    z.object({
-      kind: z.literal('redis'),
-      stream: z.string().min(1).default('meterline:events'),
-      // Producers get 503 rather than the log trimming entries the sink has not acknowledged.
-      maxLength: int(1_000_000),
+export const Config = z
+  .object({
+    http: z.object({
+      port: z.coerce.number().int().min(0).max(65535).default(8080),
+      host: z.string().default('0.0.0.0'),
     }),
-    z.object({
-      kind: z.literal('kafka'),
-      brokers: csv,
-      topic: z.string().min(1).default('meterline-events'),
-      clientId: z.string().default('meterline'),
-      partitions: int(6),
+    ingest: z.object({
+      maxBodyBytes: int(5 * 1024 * 1024),
+      maxBatchEvents: int(5000),
+      // Producers' clocks drift; beyond this an event's time is a bug, not drift.
+      maxFutureSkewSeconds: int(300),
     }),
-  ]),
-  clickhouse: z.object({
-    url: z.url().default('http://127.0.0.1:8123'),
-    database: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _ only')
-      .default('meterline'),
-    username: z.string().default('default'),
-    password: z.string().default(''),
-  }),
-  postgres: z.object({ url: z.string().default('postgres://postgres@127.0.0.1:5432/meterline') }),
-  redis: z.object({ url: z.string().default('redis://127.0.0.1:6379') }),
-  sink: z.object({
-    batchSize: int(5000),
-    batchWaitMs: int(200),
-    consumerGroup: z.string().min(1).default('meterline-sink'),
-    // Stable per process so a restarted sink re-reads what it had not acknowledged.
-    consumerName: z.string().min(1).default('sink-1'),
-    // Entries a dead consumer held this long are taken over by a live one.
-    claimIdleMs: int(30_000),
-  }),
-  ready: z.object({ maxSinkLag: int(100_000) }),
-  meters: z.object({
-    /** YAML or JSON file of meters per namespace, created or updated at start (never deleted). */
-    file: z.string().min(1).optional(),
-    maxWindows: int(50_000),
-  }),
-  stripe: z.object({
-    apiBase: z.url().default('https://api.stripe.com'),
-    /** 32 bytes (64 hex characters or base64) for AES-256-GCM of Stripe keys at rest; required to connect. */
-    encryptionKey: z
-      .string()
-      .refine((text) => parseEncryptionKey(text) !== null, '32 bytes as 64 hex characters or base64')
-      .optional(),
-    /** Where Stripe can reach this api, for the webhook endpoint Meterline creates. */
-    publicUrl: z.url().optional(),
-    /** Customer metadata key holding the subject a Stripe customer's usage is recorded under. */
-    subjectMetadataKey: z.string().min(1).default('meterline_subject'),
-    reconcileEveryMinutes: int(15),
-  }),
-  log: z.object({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  }),
-});
+    eventLog: z.discriminatedUnion('kind', [
+      z.object({
+        kind: z.literal('redis'),
+        stream: z.string().min(1).default('meterline:events'),
+        // Producers get 503 rather than the log trimming entries the sink has not acknowledged.
+        maxLength: int(1_000_000),
+      }),
+      z.object({
+        kind: z.literal('kafka'),
+        brokers: csv,
+        topic: z.string().min(1).default('meterline-events'),
+        clientId: z.string().default('meterline'),
+        partitions: int(6),
+      }),
+    ]),
+    clickhouse: z.object({
+      url: z.url().default('http://127.0.0.1:8123'),
+      database: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _ only')
+        .default('meterline'),
+      username: z.string().default('default'),
+      password: z.string().default(''),
+    }),
+    postgres: z.object({ url: z.string().default('postgres://postgres@127.0.0.1:5432/meterline') }),
+    redis: z.object({ url: z.string().default('redis://127.0.0.1:6379') }),
+    sink: z.object({
+      batchSize: int(5000),
+      batchWaitMs: int(200),
+      consumerGroup: z.string().min(1).default('meterline-sink'),
+      // Stable per process so a restarted sink re-reads what it had not acknowledged.
+      consumerName: z.string().min(1).default('sink-1'),
+      // Entries a dead consumer held this long are taken over by a live one.
+      claimIdleMs: int(30_000),
+    }),
+    ready: z.object({ maxSinkLag: int(100_000) }),
+    meters: z.object({
+      /** YAML or JSON file of meters per namespace, created or updated at start (never deleted). */
+      file: z.string().min(1).optional(),
+      maxWindows: int(50_000),
+    }),
+    stripe: z.object({
+      apiBase: z.url().default('https://api.stripe.com'),
+      /** 32 bytes (64 hex characters or base64) for AES-256-GCM of Stripe keys at rest; required to connect. */
+      encryptionKey: z
+        .string()
+        .refine((text) => parseEncryptionKey(text) !== null, '32 bytes as 64 hex characters or base64')
+        .optional(),
+      /** Where Stripe can reach this api, for the webhook endpoint Meterline creates. */
+      publicUrl: z.url().optional(),
+      /** Customer metadata key holding the subject a Stripe customer's usage is recorded under. */
+      subjectMetadataKey: z.string().min(1).default('meterline_subject'),
+      reconcileEveryMinutes: int(15),
+    }),
+    log: z.object({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    }),
+  })
+  .superRefine((config, ctx) => {
+    // A request is published whole or not at all: one larger than the stream bound would get 503 forever.
+    if (config.eventLog.kind === 'redis' && config.ingest.maxBatchEvents > config.eventLog.maxLength) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['eventLog', 'maxLength'],
+        message: `must be at least INGEST_MAX_BATCH_EVENTS (${config.ingest.maxBatchEvents}), or such a request could never be accepted`,
+      });
+    }
+  });
 export type Config = z.infer<typeof Config>;
 
 /** Which variable feeds which field: the one place that names environment variables. */

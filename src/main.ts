@@ -90,11 +90,16 @@ async function keys(config: Config, args: string[]) {
   }
 }
 
+/** Beyond this, shutdown gives up on a hung step and exits (Kubernetes waits 30 s by default). */
+const SHUTDOWN_DEADLINE_MS = 25_000;
+
 async function serve(config: Config, logger: Logger, roles: Role[]) {
   const metrics = createMetrics({ defaults: true });
   const ch = createClickHouse(config.clickhouse);
   const db = createDb(config.postgres.url, logger);
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, lazyConnect: true });
+  // Only the readiness check uses it; ioredis reconnects by itself and reports each failure here.
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error; reconnecting'));
   const log = createEventLog(config, logger);
   const store = createEventStore(ch);
   const stops: (() => Promise<void>)[] = [];
@@ -187,7 +192,15 @@ async function serve(config: Config, logger: Logger, roles: Role[]) {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    for (const stop of stops) await stop();
+    // A stop that hangs must not keep the process from ending (the orchestrator would SIGKILL it).
+    setTimeout(() => {
+      logger.error({ afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    for (const stop of stops) {
+      // One failing stop (a worker, a Kafka disconnect) must not skip the ones after it.
+      await stop().catch((err: unknown) => logger.error({ err }, 'a shutdown step failed'));
+    }
     await Promise.allSettled([log.close(), ch.close(), db.end(), redis.quit()]);
     logger.info('stopped');
   };
