@@ -154,9 +154,10 @@ redis_up() {
     fi
   fi
   mkdir -p "$REDIS_DIR"
-  # Ephemeral dev instance: no RDB snapshots, no AOF.
+  # The Redis Streams event log holds accepted events until the sink stored them: keep an append-only
+  # file (fsync each second: a Redis crash loses nothing, a power loss at most the last second).
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
-    --save "" --appendonly no --dir "$REDIS_DIR" \
+    --save "" --appendonly yes --appendfsync everysec --dir "$REDIS_DIR" \
     --logfile "$REDIS_LOG" --pidfile "$REDIS_PID"
   wait_for redis redis_alive "$REDIS_LOG" -- redis_ping
   log "redis: started on 127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_PID"))"

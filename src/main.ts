@@ -90,6 +90,17 @@ async function keys(config: Config, args: string[]) {
   }
 }
 
+/** Events the api acknowledged live in the Redis stream until stored: say so when Redis keeps no file. */
+async function warnIfNotPersistent(redis: Redis, logger: Logger) {
+  // CONFIG may be disabled (managed Redis); then there is nothing to check.
+  const reply = (await redis.config('GET', 'appendonly').catch(() => null)) as string[] | null;
+  if (reply?.[1] === 'no') {
+    logger.warn(
+      'Redis has appendonly off: events accepted but not yet stored in ClickHouse are lost if Redis restarts; enable appendonly for the Redis Streams event log',
+    );
+  }
+}
+
 /** Beyond this, shutdown gives up on a hung step and exits (Kubernetes waits 30 s by default). */
 const SHUTDOWN_DEADLINE_MS = 25_000;
 
@@ -100,6 +111,7 @@ async function serve(config: Config, logger: Logger, roles: Role[]) {
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, lazyConnect: true });
   // Only the readiness check uses it; ioredis reconnects by itself and reports each failure here.
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error; reconnecting'));
+  if (config.eventLog.kind === 'redis') await warnIfNotPersistent(redis, logger);
   const log = createEventLog(config, logger);
   const store = createEventStore(ch);
   const stops: (() => Promise<void>)[] = [];

@@ -1,7 +1,9 @@
 /**
  * The event log between the api and the sink: Kafka in production, Redis Streams on one machine.
  * Both transports keep the same promises, pinned by test/eventlog-contract.ts:
- * - `publish` resolves only after the log durably accepted every message, or rejects;
+ * - `publish` resolves only after the log durably accepted every message, or rejects (on Redis
+ *   having published none of them; on Kafka possibly some, which a retry makes whole, since the
+ *   sink stores each identity once);
  * - a subscriber's batch is acknowledged only after its handler resolved; a batch whose handler
  *   threw, or whose consumer died, is delivered again (to this or another consumer of the group).
  */
