@@ -66,3 +66,8 @@ export function identifier(name: string): Sql {
   if (!IDENTIFIER.test(name)) throw new TypeError(`not a safe identifier: ${name}`);
   return new Sql(name);
 }
+
+/** DateTime is 32-bit unsigned seconds: a bound outside it would wrap around, so it is clamped. */
+export function dateTimeSeconds(ms: number): number {
+  return Math.min(Math.max(Math.floor(ms / 1000), 0), 4_294_967_295);
+}

@@ -31,7 +31,7 @@ function nextId(id: string): string {
 }
 
 /** Entries deleted from the stream come back without fields; they are acknowledged and skipped. */
-function toRecords(entries: StreamEntry[]): { records: LogRecord[] } {
+function toRecords(entries: StreamEntry[]): LogRecord[] {
   const records: LogRecord[] = [];
   for (const [id, fields] of entries) {
     if (!fields) continue;
@@ -39,7 +39,7 @@ function toRecords(entries: StreamEntry[]): { records: LogRecord[] } {
     for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
     records.push({ position: id, key: map.get('k') ?? '', value: map.get('v') ?? '' });
   }
-  return { records };
+  return records;
 }
 
 // Redis Streams cannot send every copy of an event to one consumer (Kafka does, by message key), and two
@@ -231,7 +231,7 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
             }
             const entries = await nextEntries();
             if (entries.length === 0) continue;
-            const { records } = toRecords(entries);
+            const records = toRecords(entries);
             if (records.length > 0) await handleHoldingLease(records);
             await redis.xack(stream, opts.group, ...entries.map(([id]) => id));
             failures = 0;

@@ -1,5 +1,5 @@
 import type { ClickHouse } from '../clickhouse/client.ts';
-import { identifier, join, quoteString, type Sql, sql } from '../clickhouse/sql.ts';
+import { dateTimeSeconds, identifier, join, quoteString, type Sql, sql } from '../clickhouse/sql.ts';
 import { flattenData, type LogEvent } from './event.ts';
 
 /** ClickHouse access for stored events and dead letters: the source of truth for usage. */
@@ -130,13 +130,6 @@ function lookupTerm(namespace: string, source: string, ids: string[]): Sql {
   return sql`(namespace = ${namespace} AND source = ${source} AND id IN ${ids})`;
 }
 
-const MAX_DATETIME = 4_294_967_295; // DateTime is 32-bit unsigned seconds
-
-/** Seconds for a DateTime bound, clamped: out-of-range values wrap around in ClickHouse. */
-function toSeconds(ms: number): number {
-  return Math.min(Math.max(Math.floor(ms / 1000), 0), MAX_DATETIME);
-}
-
 function fromDbEvent(namespace: string, row: EventRow): StoredEvent {
   return {
     namespace,
@@ -198,8 +191,8 @@ export function createEventStore(ch: ClickHouse) {
       const where: Sql[] = [
         sql`namespace = ${filter.namespace}`,
         // The seconds column narrows by primary key; the milliseconds column makes the bound exact.
-        sql`time >= toDateTime(${toSeconds(filter.from)}, 'UTC')`,
-        sql`time <= toDateTime(${toSeconds(filter.to)}, 'UTC')`,
+        sql`time >= toDateTime(${dateTimeSeconds(filter.from)}, 'UTC')`,
+        sql`time <= toDateTime(${dateTimeSeconds(filter.to)}, 'UTC')`,
         sql`time_ms >= ${filter.from}`,
         sql`time_ms <= ${filter.to}`,
       ];

@@ -1,4 +1,4 @@
-import { identifier, join, type Sql, sql } from '../clickhouse/sql.ts';
+import { dateTimeSeconds, identifier, join, type Sql, sql } from '../clickhouse/sql.ts';
 import { DataKind, NUMERIC_KINDS } from '../events/event.ts';
 import {
   type Aggregation,
@@ -69,9 +69,6 @@ function aggregate(aggregation: Aggregation, decimal: Sql, text: Sql): Sql {
   }
 }
 
-const MAX_DATETIME_SECONDS = 4_294_967_295;
-const seconds = (ms: number) => Math.min(Math.max(Math.floor(ms / 1000), 0), MAX_DATETIME_SECONDS);
-
 /**
  * The SQL for one meter query. It reads the flattened value and group-by paths with indexOf, so
  * no row's JSON is parsed, and reads through FINAL, so a copy of an event never counts twice.
@@ -91,14 +88,14 @@ export function buildUsageQuery(database: string, meter: Meter, query: UsageQuer
   const from = Math.max(query.from ?? 0, meter.eventFrom?.getTime() ?? 0);
   // time is time_ms in whole seconds, so a bound on a whole second needs only the seconds column;
   // and `time < to` (not `<=`) leaves the partition that starts at `to` unread.
-  const whole = (ms: number) => seconds(ms) * 1000 === ms;
+  const whole = (ms: number) => dateTimeSeconds(ms) * 1000 === ms;
   if (from > 0) {
-    where.push(sql`time >= toDateTime(${seconds(from)}, 'UTC')`);
+    where.push(sql`time >= toDateTime(${dateTimeSeconds(from)}, 'UTC')`);
     if (!whole(from)) where.push(sql`time_ms >= ${from}`);
   }
   if (query.to !== undefined) {
-    if (whole(query.to)) where.push(sql`time < toDateTime(${seconds(query.to)}, 'UTC')`);
-    else where.push(sql`time <= toDateTime(${seconds(query.to)}, 'UTC')`, sql`time_ms < ${query.to}`);
+    if (whole(query.to)) where.push(sql`time < toDateTime(${dateTimeSeconds(query.to)}, 'UTC')`);
+    else where.push(sql`time <= toDateTime(${dateTimeSeconds(query.to)}, 'UTC')`, sql`time_ms < ${query.to}`);
   }
   // PREWHERE reads the wide columns only for the subjects' rows of the granules the key selects.
   // Exact under FINAL: all copies of an event share the sort key, subject included.
