@@ -1,9 +1,13 @@
 import { type Job, UnrecoverableError } from 'bullmq';
-import Stripe from 'stripe';
+import { isKeyRefused } from '../src/stripe/client.ts';
 import type { StripeService } from '../src/stripe/service.ts';
 import { JOBS } from './catalog.ts';
 
-/** Reconciles one namespace, or every connected one. A revoked key is not retried. */
+/**
+ * Reconciles one namespace, or every connected one. A failing namespace is recorded on its
+ * connection and does not hold up the others; a job for one namespace fails so that BullMQ retries
+ * it, except for a refused key, which retrying cannot fix.
+ */
 export function stripeReconcileProcessor(stripe: StripeService) {
   return async (job: Job) => {
     const { namespace } = JOBS['stripe.reconcile'].payload.parse(job.data);
@@ -15,15 +19,8 @@ export function stripeReconcileProcessor(stripe: StripeService) {
       try {
         problems[ns] = await stripe.sync(ns);
       } catch (err) {
-        if (
-          err instanceof Stripe.errors.StripeAuthenticationError ||
-          err instanceof Stripe.errors.StripePermissionError
-        ) {
-          await stripe.store.recordSync(ns, [`Stripe refused the stored key: ${err.message}`]);
-          if (namespace) throw new UnrecoverableError(err.message);
-          continue;
-        }
-        throw err;
+        problems[ns] = await stripe.recordSyncFailure(ns, err);
+        if (namespace) throw isKeyRefused(err) ? new UnrecoverableError((err as Error).message) : err;
       }
     }
     return problems;

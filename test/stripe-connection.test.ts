@@ -24,6 +24,8 @@ let key: string;
 let admin: Stripe;
 let origin: string;
 const logLines: string[] = [];
+/** Stripe's time is the fake's: the mirror stamps its re-reads with it. */
+const fakeClock = () => new Date(fake.clock.now() * 1000);
 
 beforeAll(async () => {
   fake = await startStripeFake();
@@ -40,7 +42,10 @@ beforeAll(async () => {
       },
     }),
   );
-  app = await buildTestApp(env, { logger, stripe: { apiBase: fake.url, publicUrl: origin } });
+  app = await buildTestApp(env, {
+    logger,
+    stripe: { apiBase: fake.url, publicUrl: origin, clock: fakeClock },
+  });
   await app.listen({ port, host: '127.0.0.1' });
   key = (await env.keys.create('acme')).key;
 });
@@ -106,7 +111,12 @@ function stripeService() {
       subjects: createSubjectStore(env.db),
       logger: pino({ level: 'silent' }),
     },
-    { apiBase: fake.url, subjectMetadataKey: 'meterline_subject', encryptionKey: TEST_ENCRYPTION_KEY },
+    {
+      apiBase: fake.url,
+      subjectMetadataKey: 'meterline_subject',
+      encryptionKey: TEST_ENCRYPTION_KEY,
+      clock: fakeClock,
+    },
   );
 }
 
@@ -303,6 +313,9 @@ describe('webhooks', () => {
 
 describe('reconcile', () => {
   it('after 100 random changes with 20% of webhooks dropped, the reconcile job makes the mirror equal to Stripe', async () => {
+    // The hand-made deliveries above were dated up to 104 s ahead of the fake's clock; Stripe's own
+    // events come after them.
+    await fake.clock.advance(200);
     const customers = fake.state.customers();
     const prices = (await admin.prices.list({ limit: 100 })).data;
     let dropped = 0;
@@ -337,7 +350,9 @@ describe('reconcile', () => {
     // Missed webhooks leave the mirror behind Stripe...
     expect(await mirror()).not.toEqual(expectedMirror());
 
-    // ...until the reconcile job runs, through BullMQ as the worker runs it.
+    // ...until the reconcile job runs, through BullMQ as the worker runs it. It runs a second later:
+    // a re-read in the very second of the changes cannot tell whether it saw them.
+    await fake.clock.advance(1);
     const connection = bullConnection(env.config.redis.url);
     const prefix = `${env.id}-jobs`;
     const silent = pino({ level: 'silent' });

@@ -11,18 +11,25 @@ export function createDb(url: string, logger?: Logger): Db {
   return pool;
 }
 
-/** Runs `work` in one transaction on one connection: committed if it resolves, rolled back if not. */
+/**
+ * Runs `work` in one transaction on one connection: committed if it resolves, rolled back if not.
+ * The caller sees the error that failed the work; if the rollback fails too, the connection is in
+ * an unknown state, so the pool destroys it instead of lending it out again.
+ */
 export async function inTransaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await db.connect();
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK');
+    await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+      broken = rollbackErr;
+    });
     throw err;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }

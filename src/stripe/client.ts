@@ -44,3 +44,11 @@ export function isPermissionError(err: unknown): boolean {
     err instanceof Stripe.errors.StripePermissionError || (err as { statusCode?: number })?.statusCode === 403
   );
 }
+
+/** Stripe refuses the key itself (revoked, or its permissions removed): retrying cannot help. */
+export function isKeyRefused(err: unknown): boolean {
+  return (
+    err instanceof Stripe.errors.StripeAuthenticationError ||
+    err instanceof Stripe.errors.StripePermissionError
+  );
+}

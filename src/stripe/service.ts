@@ -3,10 +3,16 @@ import Stripe from 'stripe';
 import type { Db } from '../db/client.ts';
 import { AppError } from '../lib/errors.ts';
 import type { MeterService } from '../meters/service.ts';
-import type { SubjectStore } from '../subjects/store.ts';
-import { createStripeClient, isPermissionError, STRIPE_API_VERSION, withStripeBackoff } from './client.ts';
+import type { Subject, SubjectStore } from '../subjects/store.ts';
+import {
+  createStripeClient,
+  isKeyRefused,
+  isPermissionError,
+  STRIPE_API_VERSION,
+  withStripeBackoff,
+} from './client.ts';
 import { createSecretBox, parseEncryptionKey, type SecretBox } from './secrets.ts';
-import { type ConnectionRow, createStripeStore, type StripeStore } from './store.ts';
+import { type ConnectionRow, createStripeStore, type MirrorCustomer, type StripeStore } from './store.ts';
 import { applyStripeEvent, CONSUMED_EVENTS, reconcileMirror } from './sync.ts';
 
 export type StripeService = ReturnType<typeof createStripeService>;
@@ -16,6 +22,8 @@ export type StripeOptions = {
   encryptionKey?: string;
   publicUrl?: string;
   subjectMetadataKey: string;
+  /** Stripe's time as this process sees it (tests pass the Stripe fake's clock). */
+  clock?: () => Date;
 };
 
 /** Stripe's webhook signature tolerance: older signed payloads are replays. */
@@ -40,6 +48,64 @@ const PERMISSION_PROBES: { permission: string; probe: (stripe: Stripe) => Promis
   { permission: 'invoice items: write', probe: (s) => s.invoiceItems.create({ customer: '' }) },
 ];
 
+/** Groups `items` by `keyOf`, in their order; items without a key are left out. */
+function groupBy<T>(items: T[], keyOf: (item: T) => string | null | undefined): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    if (key) groups.set(key, [...(groups.get(key) ?? []), item]);
+  }
+  return groups;
+}
+
+/**
+ * Which subject each Stripe customer bills: its metadata, else the subject that names it through
+ * the subjects API, else its own id. Claims that disagree are reported: each would bill some usage
+ * to the wrong customer, or split a subject's usage between two.
+ */
+function mapCustomers(
+  customers: MirrorCustomer[],
+  subjects: Subject[],
+  metadataKey: string,
+  problems: string[],
+) {
+  const subjectsByCustomer = groupBy(subjects, (s) => s.stripeCustomerId);
+  for (const [customerId, claimants] of subjectsByCustomer) {
+    if (claimants.length > 1) {
+      const keys = claimants.map((s) => s.key);
+      problems.push(
+        `subjects ${keys.join(' and ')} name the same Stripe customer ${customerId} in the subjects API; ${keys[0]} is used`,
+      );
+    }
+  }
+  const mapped = customers.map((c) => {
+    const fromMetadata = c.metadata[metadataKey];
+    const fromSubjects = subjectsByCustomer.get(c.id)?.[0]?.key;
+    if (fromMetadata && fromSubjects && fromMetadata !== fromSubjects) {
+      problems.push(
+        `Stripe customer ${c.id} has metadata ${metadataKey}=${fromMetadata}, but the subjects API links it to subject ${fromSubjects}; the metadata wins`,
+      );
+    }
+    return {
+      customerId: c.id,
+      subject: fromMetadata ?? fromSubjects ?? c.id,
+      subjectFrom: fromMetadata ? 'metadata' : fromSubjects ? 'subjects' : 'customer_id',
+    };
+  });
+  const from = (c: (typeof mapped)[number]) =>
+    c.subjectFrom === 'metadata' ? `metadata ${metadataKey}` : 'the subjects API';
+  for (const [subject, claimants] of groupBy(mapped, (c) =>
+    c.subjectFrom === 'customer_id' ? null : c.subject,
+  )) {
+    if (claimants.length > 1) {
+      problems.push(
+        `subject ${subject} is claimed by several Stripe customers: ${claimants.map((c) => `${c.customerId} (by ${from(c)})`).join(' and ')}`,
+      );
+    }
+  }
+  return mapped;
+}
+
 export function createStripeService(
   deps: { db: Db; meters: MeterService; subjects: SubjectStore; logger: Logger },
   options: StripeOptions,
@@ -47,6 +113,7 @@ export function createStripeService(
   const store: StripeStore = createStripeStore(deps.db);
   const key = options.encryptionKey ? parseEncryptionKey(options.encryptionKey) : null;
   const box: SecretBox | null = key ? createSecretBox(key) : null;
+  const clock = options.clock ?? (() => new Date());
 
   function requireBox(): SecretBox {
     if (!box) {
@@ -67,12 +134,12 @@ export function createStripeService(
   /** The namespace's Stripe client, its key decrypted only in memory. */
   async function clientFor(namespace: string): Promise<Stripe> {
     const row = await connection(namespace);
-    return createStripeClient(requireBox().open(row.api_key_encrypted), options.apiBase);
+    return createStripeClient(requireBox().open(row.api_key_encrypted, namespace), options.apiBase);
   }
 
   async function sync(namespace: string) {
     const stripe = await clientFor(namespace);
-    await reconcileMirror(stripe, store, namespace);
+    await reconcileMirror(stripe, store, namespace, clock);
     const problems = (await mapping(namespace)).problems;
     await store.recordSync(namespace, problems);
     return problems;
@@ -109,18 +176,12 @@ export function createStripeService(
         );
       }
     }
-    const customers = mirror.customers
-      .filter((c) => !c.deleted)
-      .map((c) => {
-        const fromMetadata = c.metadata[options.subjectMetadataKey];
-        const fromSubjects = subjects.find((s) => s.stripeCustomerId === c.id)?.key;
-        const subject = fromMetadata ?? fromSubjects ?? null;
-        return {
-          customerId: c.id,
-          subject: subject ?? c.id,
-          subjectFrom: fromMetadata ? 'metadata' : fromSubjects ? 'subjects' : 'customer_id',
-        };
-      });
+    const customers = mapCustomers(
+      mirror.customers.filter((c) => !c.deleted),
+      subjects,
+      options.subjectMetadataKey,
+      problems,
+    );
     const subscribed = new Set(
       mirror.subscriptions.filter((s) => s.status !== 'canceled').map((s) => s.customerId),
     );
@@ -139,6 +200,17 @@ export function createStripeService(
     clientFor,
     sync,
     mapping,
+
+    /** Records and logs why a reconcile failed; the connection shows it until a reconcile succeeds. */
+    async recordSyncFailure(namespace: string, err: unknown) {
+      const message = err instanceof Error ? err.message : String(err);
+      const problem = isKeyRefused(err)
+        ? `Stripe refused the stored key: ${message}`
+        : `the last reconcile failed: ${message}`;
+      deps.logger.warn({ err, namespace }, 'Stripe reconcile failed');
+      await store.recordSyncFailure(namespace, [problem]);
+      return [problem];
+    },
 
     /** Links a Meterline meter to a Stripe meter explicitly (instead of by event_name = slug). */
     async linkMeter(namespace: string, meterSlug: string, stripeMeterId: string) {
@@ -207,7 +279,7 @@ export function createStripeService(
 
       const previous = await store.getConnection(namespace);
       if (previous?.webhook_managed && previous.webhook_endpoint_id) {
-        const old = createStripeClient(secrets.open(previous.api_key_encrypted), options.apiBase);
+        const old = createStripeClient(secrets.open(previous.api_key_encrypted, namespace), options.apiBase);
         await old.webhookEndpoints
           .del(previous.webhook_endpoint_id)
           .catch((err) =>
@@ -222,10 +294,10 @@ export function createStripeService(
         namespace,
         account_id: account.id,
         livemode: input.apiKey.includes('_live_'),
-        api_key_encrypted: secrets.seal(input.apiKey),
+        api_key_encrypted: secrets.seal(input.apiKey, namespace),
         api_key_last4: input.apiKey.slice(-4),
         webhook_endpoint_id: endpoint?.id ?? null,
-        webhook_secret_encrypted: webhookSecret ? secrets.seal(webhookSecret) : null,
+        webhook_secret_encrypted: webhookSecret ? secrets.seal(webhookSecret, namespace) : null,
         webhook_managed: endpoint !== undefined,
       });
       deps.logger.info({ namespace, account: account.id }, 'Stripe account connected');
@@ -269,7 +341,7 @@ export function createStripeService(
       const row = await store.getConnection(namespace);
       if (!row?.webhook_secret_encrypted)
         throw new AppError('ML_ERR_HTTP_NOT_FOUND', 'no Stripe connection for this namespace');
-      const secret = requireBox().open(row.webhook_secret_encrypted);
+      const secret = requireBox().open(row.webhook_secret_encrypted, namespace);
       let event: Stripe.Event;
       try {
         event = Stripe.webhooks.constructEvent(rawBody, signature ?? '', secret, WEBHOOK_TOLERANCE_SECONDS);
@@ -279,7 +351,7 @@ export function createStripeService(
           `webhook signature rejected: ${(err as Error).message}`,
         );
       }
-      const stripe = createStripeClient(requireBox().open(row.api_key_encrypted), options.apiBase);
+      const stripe = createStripeClient(requireBox().open(row.api_key_encrypted, namespace), options.apiBase);
       const outcome = await applyStripeEvent(stripe, store, namespace, event, deps.logger);
       deps.logger.info({ namespace, event: event.id, type: event.type, outcome }, 'Stripe event received');
       return outcome;

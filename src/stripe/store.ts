@@ -62,29 +62,35 @@ export type Mirror = {
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
+/** Where a mirror write comes from: one webhook event, or a full re-read of the account. */
+export type WriteFrom = 'event' | 'reread';
+
 export type StripeStore = ReturnType<typeof createStripeStore>;
 
 export function createStripeStore(db: Db) {
   const inTransaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => runInTransaction(db, work);
 
-  /** Upserts unless the stored state is newer (`force` writes regardless, for a full re-read). */
-  const guard = (table: string, force: boolean) =>
-    force ? '' : `WHERE ${table}.source_at <= EXCLUDED.source_at`;
+  /**
+   * Which stored state a write may replace. An event replaces state from its own second or older (a
+   * same-second tie was re-fetched under the object's lock); a full re-read replaces only state
+   * older than the second its read started, since an event from that second may describe a change
+   * the read did not see.
+   */
+  const guard = (table: string, from: WriteFrom) =>
+    `WHERE ${table}.source_at ${from === 'reread' ? '<' : '<='} EXCLUDED.source_at`;
 
-  async function putCustomer(q: Queryable, ns: string, c: MirrorCustomer, at: Date, force: boolean) {
-    const { rowCount } = await q.query(
+  async function putCustomer(q: Queryable, ns: string, c: MirrorCustomer, at: Date, from: WriteFrom) {
+    await q.query(
       `INSERT INTO stripe_customers (namespace, id, email, name, metadata, deleted, source_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (namespace, id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
-         metadata = EXCLUDED.metadata, deleted = EXCLUDED.deleted,
-         source_at = GREATEST(stripe_customers.source_at, EXCLUDED.source_at)
-       ${guard('stripe_customers', force)}`,
+         metadata = EXCLUDED.metadata, deleted = EXCLUDED.deleted, source_at = EXCLUDED.source_at
+       ${guard('stripe_customers', from)}`,
       [ns, c.id, c.email, c.name, JSON.stringify(c.metadata), c.deleted, at],
     );
-    return (rowCount ?? 0) > 0;
   }
 
-  async function putMeter(q: Queryable, ns: string, m: MirrorMeter, at: Date, force: boolean) {
+  async function putMeter(q: Queryable, ns: string, m: MirrorMeter, at: Date, from: WriteFrom) {
     await q.query(
       `INSERT INTO stripe_meters (namespace, id, event_name, display_name, formula, event_time_window,
                                   customer_payload_key, value_payload_key, status, source_at)
@@ -93,8 +99,8 @@ export function createStripeStore(db: Db) {
          display_name = EXCLUDED.display_name, formula = EXCLUDED.formula,
          event_time_window = EXCLUDED.event_time_window, customer_payload_key = EXCLUDED.customer_payload_key,
          value_payload_key = EXCLUDED.value_payload_key, status = EXCLUDED.status,
-         source_at = GREATEST(stripe_meters.source_at, EXCLUDED.source_at)
-       ${guard('stripe_meters', force)}`,
+         source_at = EXCLUDED.source_at
+       ${guard('stripe_meters', from)}`,
       [
         ns,
         m.id,
@@ -110,27 +116,27 @@ export function createStripeStore(db: Db) {
     );
   }
 
-  async function putPrice(q: Queryable, ns: string, p: MirrorPrice, at: Date) {
+  async function putPrice(q: Queryable, ns: string, p: MirrorPrice, at: Date, from: WriteFrom) {
     await q.query(
       `INSERT INTO stripe_prices (namespace, id, product_id, meter_id, usage_type, unit_amount_decimal, currency, active, source_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
        ON CONFLICT (namespace, id) DO UPDATE SET product_id = EXCLUDED.product_id, meter_id = EXCLUDED.meter_id,
          usage_type = EXCLUDED.usage_type, unit_amount_decimal = EXCLUDED.unit_amount_decimal,
-         currency = EXCLUDED.currency, active = EXCLUDED.active,
-         source_at = GREATEST(stripe_prices.source_at, EXCLUDED.source_at)`,
+         currency = EXCLUDED.currency, active = EXCLUDED.active, source_at = EXCLUDED.source_at
+       ${guard('stripe_prices', from)}`,
       [ns, p.id, p.productId, p.meterId, p.usageType, p.unitAmountDecimal, p.currency, p.active, at],
     );
   }
 
   /** A subscription and its items replace the stored ones together, or not at all (older state). */
-  async function putSubscription(q: Queryable, ns: string, s: MirrorSubscription, at: Date, force: boolean) {
+  async function putSubscription(q: Queryable, ns: string, s: MirrorSubscription, at: Date, from: WriteFrom) {
     const { rowCount } = await q.query(
       `INSERT INTO stripe_subscriptions (namespace, id, customer_id, status, cancel_at_period_end, canceled_at, source_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (namespace, id) DO UPDATE SET customer_id = EXCLUDED.customer_id, status = EXCLUDED.status,
          cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at,
-         source_at = GREATEST(stripe_subscriptions.source_at, EXCLUDED.source_at)
-       ${guard('stripe_subscriptions', force)}`,
+         source_at = EXCLUDED.source_at
+       ${guard('stripe_subscriptions', from)}`,
       [ns, s.id, s.customerId, s.status, s.cancelAtPeriodEnd, s.canceledAt, at],
     );
     if (!rowCount) return false;
@@ -202,6 +208,14 @@ export function createStripeStore(db: Db) {
       );
     },
 
+    /** A failed reconcile: its problems replace the last ones, and last_sync_at stays when it last worked. */
+    async recordSyncFailure(namespace: string, problems: string[]) {
+      await db.query('UPDATE stripe_connections SET problems = $2, updated_at = now() WHERE namespace = $1', [
+        namespace,
+        JSON.stringify(problems),
+      ]);
+    },
+
     /** Removes the connection and everything mirrored for the namespace. */
     async deleteConnection(namespace: string) {
       await inTransaction(async (q) => {
@@ -242,23 +256,30 @@ export function createStripeStore(db: Db) {
       return rows[0]?.source_at;
     },
 
-    /** The newest Stripe event time seen for the namespace: a full re-read is at least that fresh. */
-    async latestEventTime(namespace: string): Promise<Date> {
-      const { rows } = await db.query<{ t: Date | null }>(
-        'SELECT max(created) AS t FROM stripe_events WHERE namespace = $1',
-        [namespace],
-      );
-      return rows[0]?.t ?? new Date(0);
+    /**
+     * Serialises writers of one mirrored object until the transaction ends, so that two deliveries
+     * about an object not yet stored cannot both see "no row" and the older one commit last.
+     */
+    async lockObject(q: Queryable, namespace: string, id: string) {
+      await q.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [namespace, id]);
     },
 
-    /** Deletes mirrored objects a full re-read did not find. */
-    async pruneMirror(q: Queryable, namespace: string, seen: Mirror) {
-      const prune = async (table: string, ids: string[]) =>
-        q.query(`DELETE FROM ${table} WHERE namespace = $1 AND NOT (id = ANY($2::text[]))`, [namespace, ids]);
-      await prune(
-        'stripe_customers',
-        seen.customers.map((c) => c.id),
+    /**
+     * Removes what a full re-read did not find, except rows written since the read started (a
+     * webhook's, newer than the read). Customers are kept as tombstones, so that a late, older event
+     * cannot bring a deleted one back; items go with their subscription.
+     */
+    async pruneMirror(q: Queryable, namespace: string, seen: Mirror, readStart: Date) {
+      await q.query(
+        `UPDATE stripe_customers SET deleted = true, email = NULL, name = NULL, metadata = '{}', source_at = $3
+         WHERE namespace = $1 AND NOT deleted AND NOT (id = ANY($2::text[])) AND source_at < $3`,
+        [namespace, seen.customers.map((c) => c.id), readStart],
       );
+      const prune = (table: string, ids: string[]) =>
+        q.query(
+          `DELETE FROM ${table} WHERE namespace = $1 AND NOT (id = ANY($2::text[])) AND source_at < $3`,
+          [namespace, ids, readStart],
+        );
       await prune(
         'stripe_meters',
         seen.meters.map((m) => m.id),
@@ -271,9 +292,10 @@ export function createStripeStore(db: Db) {
         'stripe_subscriptions',
         seen.subscriptions.map((s) => s.id),
       );
-      await prune(
-        'stripe_subscription_items',
-        seen.subscriptions.flatMap((s) => s.items.map((i) => i.id)),
+      await q.query(
+        `DELETE FROM stripe_subscription_items i WHERE namespace = $1 AND NOT EXISTS (
+           SELECT 1 FROM stripe_subscriptions s WHERE s.namespace = i.namespace AND s.id = i.subscription_id)`,
+        [namespace],
       );
     },
 
