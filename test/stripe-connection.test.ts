@@ -155,6 +155,25 @@ describe('connecting a Stripe account', () => {
     ).toBe(400);
   });
 
+  it('answers 502 and stores nothing when Stripe fails, also when only a permission probe fails', async () => {
+    // stripe-node retries a 5xx twice: three failures exhaust it.
+    fake.faults.failNext(3, { status: 500, type: 'api_error', match: { path: '/v1/account' } });
+    const down = await api('PUT', '/api/v1/stripe/connection', { apiKey: API_KEY });
+    expect(down.statusCode, down.body).toBe(502);
+    expect(down.json().code).toBe('ML_ERR_STRIPE_UNAVAILABLE');
+
+    // A probe that fails says nothing about the permission: not taken as granted.
+    fake.faults.failNext(3, {
+      status: 500,
+      type: 'api_error',
+      match: { method: 'GET', path: '/v1/invoices' },
+    });
+    const probeDown = await api('PUT', '/api/v1/stripe/connection', { apiKey: API_KEY });
+    expect(probeDown.statusCode, probeDown.body).toBe(502);
+    expect((await api('GET', '/api/v1/stripe/connection')).statusCode).toBe(404);
+    expect((await admin.webhookEndpoints.list()).data).toEqual([]);
+  });
+
   it('connects with a good key: webhook endpoint created, mirror backfilled, key shown as its last 4 only', async () => {
     const setup = await meteredSetup();
     const res = await api('PUT', '/api/v1/stripe/connection', { apiKey: API_KEY });

@@ -15,6 +15,7 @@ export const ERRORS = {
   ML_ERR_STRIPE_KEY_REJECTED: { status: 400, title: 'Stripe key rejected', retryable: false },
   ML_ERR_STRIPE_PERMISSIONS: { status: 400, title: 'Stripe key lacks permissions', retryable: false },
   ML_ERR_STRIPE_SIGNATURE: { status: 400, title: 'Invalid webhook signature', retryable: false },
+  ML_ERR_STRIPE_UNAVAILABLE: { status: 502, title: 'Stripe unavailable', retryable: true },
   ML_ERR_EVENTLOG_FULL: { status: 503, title: 'Event log full', retryable: true },
   ML_ERR_EVENTLOG_UNAVAILABLE: { status: 503, title: 'Event log unavailable', retryable: true },
   ML_ERR_INTERNAL: { status: 500, title: 'Internal Server Error', retryable: true },

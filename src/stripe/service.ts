@@ -48,6 +48,25 @@ const PERMISSION_PROBES: { permission: string; probe: (stripe: Stripe) => Promis
   { permission: 'invoice items: write', probe: (s) => s.invoiceItems.create({ customer: '' }) },
 ];
 
+/** Stripe unreachable, failing or still rate limited after backoff: a 502 the caller may retry, not a 500. */
+function asUpstreamError(err: unknown): unknown {
+  if (err instanceof AppError || !(err instanceof Stripe.errors.StripeError)) return err;
+  if (
+    err instanceof Stripe.errors.StripeConnectionError ||
+    err instanceof Stripe.errors.StripeAPIError ||
+    err instanceof Stripe.errors.StripeRateLimitError ||
+    (err.statusCode ?? 0) >= 500
+  ) {
+    return new AppError(
+      'ML_ERR_STRIPE_UNAVAILABLE',
+      `Stripe did not answer: ${err.message}`,
+      {},
+      { cause: err },
+    );
+  }
+  return err;
+}
+
 /** Groups `items` by `keyOf`, in their order; items without a key are left out. */
 function groupBy<T>(items: T[], keyOf: (item: T) => string | null | undefined): Map<string, T[]> {
   const groups = new Map<string, T[]>();
@@ -221,88 +240,102 @@ export function createStripeService(
 
     /** Validates the key and its permissions, stores it encrypted, sets up webhooks, backfills. */
     async connect(namespace: string, input: { apiKey: string; webhookSecret?: string }) {
-      const secrets = requireBox();
-      const stripe = createStripeClient(input.apiKey, options.apiBase);
-      let account: Stripe.Account;
       try {
-        account = await withStripeBackoff(() => stripe.accounts.retrieveCurrent());
-      } catch (err) {
-        if (err instanceof Stripe.errors.StripeAuthenticationError) {
-          throw new AppError('ML_ERR_STRIPE_KEY_REJECTED', 'Stripe rejected the API key', {
-            errors: [{ field: 'apiKey', message: 'invalid API key' }],
-          });
-        }
-        throw err;
-      }
-      const missing: string[] = [];
-      for (const { permission, probe } of PERMISSION_PROBES) {
+        const secrets = requireBox();
+        const stripe = createStripeClient(input.apiKey, options.apiBase);
+        let account: Stripe.Account;
         try {
-          await withStripeBackoff(() => probe(stripe));
+          account = await withStripeBackoff(() => stripe.accounts.retrieveCurrent());
         } catch (err) {
-          if (isPermissionError(err)) missing.push(permission);
+          if (err instanceof Stripe.errors.StripeAuthenticationError) {
+            throw new AppError('ML_ERR_STRIPE_KEY_REJECTED', 'Stripe rejected the API key', {
+              errors: [{ field: 'apiKey', message: 'invalid API key' }],
+            });
+          }
+          throw err;
         }
-      }
-      if (!input.webhookSecret && !options.publicUrl) {
-        throw new AppError(
-          'ML_ERR_HTTP_BAD_REQUEST',
-          'PUBLIC_URL is not set: give a webhookSecret for an endpoint you manage',
-          {
-            errors: [{ field: 'webhookSecret', message: 'required when PUBLIC_URL is not configured' }],
-          },
-        );
-      }
-      let endpoint: Stripe.WebhookEndpoint | undefined;
-      if (!input.webhookSecret) {
-        try {
-          endpoint = await withStripeBackoff(() =>
-            stripe.webhookEndpoints.create({
-              url: `${options.publicUrl?.replace(/\/$/, '')}/api/v1/stripe/webhooks/${namespace}`,
-              enabled_events: [...CONSUMED_EVENTS],
-              api_version: STRIPE_API_VERSION,
-              description: `Meterline (${namespace})`,
-            }),
+        const missing: string[] = [];
+        for (const { permission, probe } of PERMISSION_PROBES) {
+          try {
+            await withStripeBackoff(() => probe(stripe));
+          } catch (err) {
+            // 400 means the key got past authorization; anything else (still rate limited, 5xx) says
+            // nothing about the permission and must not pass for "granted".
+            if (isPermissionError(err)) missing.push(permission);
+            else if (!(err instanceof Stripe.errors.StripeInvalidRequestError)) throw err;
+          }
+        }
+        if (!input.webhookSecret && !options.publicUrl) {
+          throw new AppError(
+            'ML_ERR_HTTP_BAD_REQUEST',
+            'PUBLIC_URL is not set: give a webhookSecret for an endpoint you manage',
+            {
+              errors: [{ field: 'webhookSecret', message: 'required when PUBLIC_URL is not configured' }],
+            },
           );
-        } catch (err) {
-          if (isPermissionError(err)) missing.push('webhook endpoints: write');
-          else throw err;
         }
-      }
-      if (missing.length > 0) {
-        if (endpoint) await stripe.webhookEndpoints.del(endpoint.id).catch(() => undefined);
-        throw new AppError('ML_ERR_STRIPE_PERMISSIONS', `the key lacks permissions: ${missing.join(', ')}`, {
-          errors: missing.map((permission) => ({
-            field: 'apiKey',
-            message: `missing permission ${permission}`,
-          })),
-        });
-      }
+        let endpoint: Stripe.WebhookEndpoint | undefined;
+        if (!input.webhookSecret) {
+          try {
+            endpoint = await withStripeBackoff(() =>
+              stripe.webhookEndpoints.create({
+                url: `${options.publicUrl?.replace(/\/$/, '')}/api/v1/stripe/webhooks/${namespace}`,
+                enabled_events: [...CONSUMED_EVENTS],
+                api_version: STRIPE_API_VERSION,
+                description: `Meterline (${namespace})`,
+              }),
+            );
+          } catch (err) {
+            if (isPermissionError(err)) missing.push('webhook endpoints: write');
+            else throw err;
+          }
+        }
+        if (missing.length > 0) {
+          if (endpoint) await stripe.webhookEndpoints.del(endpoint.id).catch(() => undefined);
+          throw new AppError(
+            'ML_ERR_STRIPE_PERMISSIONS',
+            `the key lacks permissions: ${missing.join(', ')}`,
+            {
+              errors: missing.map((permission) => ({
+                field: 'apiKey',
+                message: `missing permission ${permission}`,
+              })),
+            },
+          );
+        }
 
-      const previous = await store.getConnection(namespace);
-      if (previous?.webhook_managed && previous.webhook_endpoint_id) {
-        const old = createStripeClient(secrets.open(previous.api_key_encrypted, namespace), options.apiBase);
-        await old.webhookEndpoints
-          .del(previous.webhook_endpoint_id)
-          .catch((err) =>
-            deps.logger.warn(
-              { err, endpoint: previous.webhook_endpoint_id },
-              'could not delete the previous webhook endpoint',
-            ),
+        const previous = await store.getConnection(namespace);
+        if (previous?.webhook_managed && previous.webhook_endpoint_id) {
+          const old = createStripeClient(
+            secrets.open(previous.api_key_encrypted, namespace),
+            options.apiBase,
           );
+          await old.webhookEndpoints
+            .del(previous.webhook_endpoint_id)
+            .catch((err) =>
+              deps.logger.warn(
+                { err, endpoint: previous.webhook_endpoint_id },
+                'could not delete the previous webhook endpoint',
+              ),
+            );
+        }
+        const webhookSecret = endpoint?.secret ?? input.webhookSecret;
+        await store.saveConnection({
+          namespace,
+          account_id: account.id,
+          livemode: input.apiKey.includes('_live_'),
+          api_key_encrypted: secrets.seal(input.apiKey, namespace),
+          api_key_last4: input.apiKey.slice(-4),
+          webhook_endpoint_id: endpoint?.id ?? null,
+          webhook_secret_encrypted: webhookSecret ? secrets.seal(webhookSecret, namespace) : null,
+          webhook_managed: endpoint !== undefined,
+        });
+        deps.logger.info({ namespace, account: account.id }, 'Stripe account connected');
+        await sync(namespace);
+        return this.describe(namespace);
+      } catch (err) {
+        throw asUpstreamError(err);
       }
-      const webhookSecret = endpoint?.secret ?? input.webhookSecret;
-      await store.saveConnection({
-        namespace,
-        account_id: account.id,
-        livemode: input.apiKey.includes('_live_'),
-        api_key_encrypted: secrets.seal(input.apiKey, namespace),
-        api_key_last4: input.apiKey.slice(-4),
-        webhook_endpoint_id: endpoint?.id ?? null,
-        webhook_secret_encrypted: webhookSecret ? secrets.seal(webhookSecret, namespace) : null,
-        webhook_managed: endpoint !== undefined,
-      });
-      deps.logger.info({ namespace, account: account.id }, 'Stripe account connected');
-      await sync(namespace);
-      return this.describe(namespace);
     },
 
     async describe(namespace: string) {
