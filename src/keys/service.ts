@@ -6,6 +6,9 @@ export type KeyService = ReturnType<typeof createKeyService>;
 
 export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** Entries per cache (known keys, unknown keys). */
+const CACHE_SIZE = 10_000;
+
 const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
 /** API keys: shown once at creation, stored only as a hash, each bound to one namespace. */
@@ -13,7 +16,9 @@ export function createKeyService(db: Db, options: { cacheTtlMs?: number } = {}) 
   const store = createKeyStore(db);
   const ttl = options.cacheTtlMs ?? 10_000;
   // Ingest authenticates every request; a short cache spares PostgreSQL a round trip each time.
-  const cache = new Map<string, { namespace: string | null; until: number }>();
+  // Unknown keys are remembered apart, so a flood of them cannot push the real ones out.
+  const known = new Map<string, { namespace: string; until: number }>();
+  const unknown = new Map<string, number>();
 
   return {
     async create(namespace: string, description = '') {
@@ -34,11 +39,15 @@ export function createKeyService(db: Db, options: { cacheTtlMs?: number } = {}) 
     async authenticate(key: string): Promise<string | null> {
       const hash = hashKey(key);
       const cacheKey = hash.toString('base64');
-      const hit = cache.get(cacheKey);
-      if (hit && hit.until > Date.now()) return hit.namespace;
+      const now = Date.now();
+      const hit = known.get(cacheKey);
+      if (hit && hit.until > now) return hit.namespace;
+      if ((unknown.get(cacheKey) ?? 0) > now) return null;
       const namespace = (await store.findActiveByHash(hash))?.namespace ?? null;
-      if (cache.size > 10_000) cache.clear();
-      cache.set(cacheKey, { namespace, until: Date.now() + ttl });
+      const cache: Map<string, unknown> = namespace ? known : unknown;
+      if (cache.size >= CACHE_SIZE) cache.clear();
+      if (namespace) known.set(cacheKey, { namespace, until: now + ttl });
+      else unknown.set(cacheKey, now + ttl);
       return namespace;
     },
   };
