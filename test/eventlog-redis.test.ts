@@ -24,7 +24,11 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-eventLogContract('redis streams', async (target) => open(`mlt:${target}`));
+eventLogContract(
+  'redis streams',
+  async (target) => open(`mlt:${target}`),
+  (log) => log.close(),
+);
 
 describe('redis streams: one active consumer per group', () => {
   it('lets one consumer handle batches at a time, and a standby take over the moment it stops', async () => {
@@ -60,7 +64,7 @@ describe('redis streams: one active consumer per group', () => {
 
 describe('redis streams: the lease under slow handlers and shared names', () => {
   it('keeps a batch slower than the claim time to one consumer, even when both share a name', async () => {
-    const log = open(`mlt:lease-slow-${Date.now()}`, 100_000, 300);
+    const log = open(`mlt:lease-slow-${Date.now()}`, 100_000, 1_000);
     const options = { group: 'g', consumer: 'same-name', maxBatchSize: 10, maxWaitMs: 10 };
     let inFlight = 0;
     let mostInFlight = 0;
@@ -68,8 +72,8 @@ describe('redis streams: the lease under slow handlers and shared names', () => 
     const handle = async (records: { key: string }[]) => {
       inFlight += 1;
       mostInFlight = Math.max(mostInFlight, inFlight);
-      // Three claim times: the lease must be renewed while the handler runs.
-      await new Promise((r) => setTimeout(r, 900));
+      // Longer than the claim time: the lease must be renewed while the handler runs.
+      await new Promise((r) => setTimeout(r, 1_500));
       handled.push(...records.map((r) => r.key));
       inFlight -= 1;
     };

@@ -45,17 +45,17 @@ function toRecords(entries: StreamEntry[]): LogRecord[] {
 // Redis Streams cannot send every copy of an event to one consumer (Kafka does, by message key), and two
 // consumers storing conflicting copies of one event at the same moment would both miss the stored-key
 // lookup. So one consumer of a group is active at a time: it holds this lease, renewed before each
-// read and while its handler runs (up to LEASE_HANDLER_HOLDS × claimIdleMs, well past ClickHouse's
-// request timeout), and the others stand by until it lapses (claimIdleMs without renewal: the
-// process died or is stuck, the same test XAUTOCLAIM applies to its entries). The holder is one
-// subscription, not a name: two processes left on the same default name still exclude each other.
+// read and for as long as its handler runs (each ClickHouse call has its own timeout), and the
+// others stand by until it lapses: claimIdleMs without renewal means the process died or lost Redis,
+// the same test XAUTOCLAIM applies to its entries. The holder is one subscription, not a name: two
+// processes left on the same default name still exclude each other, and a restarted sink waits out
+// its predecessor's lease (claimIdleMs) unless that one stopped cleanly and released it.
 const HOLD_LEASE = `local holder = redis.call('GET', KEYS[1])
 if holder == false or holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
 return 0`;
-const LEASE_HANDLER_HOLDS = 4;
 const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
@@ -144,11 +144,16 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
       const holder = `${opts.consumer}:${randomUUID()}`;
       const holdLease = async () =>
         (await redis.eval(HOLD_LEASE, 1, lease, holder, options.claimIdleMs)) === 1;
-      /** Runs the handler with the lease renewed meanwhile, for at most LEASE_HANDLER_HOLDS leases. */
+      /** Runs the handler with the lease renewed meanwhile. */
       const handleHoldingLease = async (records: LogRecord[]) => {
-        const until = Date.now() + LEASE_HANDLER_HOLDS * options.claimIdleMs;
         const renew = setInterval(() => {
-          if (Date.now() < until) holdLease().catch(() => undefined);
+          holdLease().then(
+            (held) => {
+              if (!held)
+                logger.error({ consumer: opts.consumer }, 'lost the sink lease while storing a batch');
+            },
+            (err: unknown) => logger.warn({ err }, 'could not renew the sink lease'),
+          );
         }, options.claimIdleMs / 3);
         try {
           await handle(records);

@@ -7,7 +7,16 @@ import { eventually } from './env.ts';
  * file calls this with a factory that opens a client on the named stream or topic; each test uses
  * a new name, and opening a name twice gives two clients of one log, as two processes would have.
  */
-export function eventLogContract(name: string, openLog: (target: string) => Promise<EventLog>) {
+export function eventLogContract(
+  name: string,
+  openLog: (target: string) => Promise<EventLog>,
+  /**
+   * What a consumer process dying does to its client, beyond its handler never returning: by default
+   * nothing (Kafka notices the missing heartbeats); Redis Streams also needs its connection gone, since
+   * a live process keeps renewing its lease while a batch is stored.
+   */
+  die: (log: EventLog) => Promise<void> = async () => {},
+) {
   describe(`event log contract: ${name}`, () => {
     const opened: EventLog[] = [];
     const subscriptions: Subscription[] = [];
@@ -103,6 +112,7 @@ export function eventLogContract(name: string, openLog: (target: string) => Prom
         });
       });
       await eventually(async () => took > 0, 'first consumer to take a batch');
+      await die(log);
       const second = await open(target);
       const { seen } = await collect(second, 'survivor');
       await eventually(
