@@ -150,17 +150,14 @@ export function createEventStore(ch: ClickHouse) {
   const db = identifier(ch.database);
   return {
     /**
-     * One INSERT per at most MAX_MONTHS_PER_INSERT months (one, unless a backfill spans years):
-     * ClickHouse writes each block and, through the view, its keys. If a later INSERT fails, the
-     * batch is redelivered and the identity lookup skips what the earlier ones stored.
+     * One INSERT: ClickHouse writes the block and, through the view, its keys. At most
+     * MAX_MONTHS_PER_INSERT months at once (see byMonthGroups).
      */
     async insertEvents(events: readonly LogEvent[], storedAt = Date.now()): Promise<void> {
-      for (const group of byMonthGroups(events)) {
-        await ch.insertLines(
-          'events',
-          group.map((event) => toEventRow(event, storedAt)),
-        );
-      }
+      await ch.insertLines(
+        'events',
+        events.map((event) => toEventRow(event, storedAt)),
+      );
     },
 
     /**

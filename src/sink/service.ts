@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { isDataRejected } from '../clickhouse/client.ts';
 import type { EventLog, LogRecord, Subscription } from '../eventlog/event-log.ts';
 import { decodeLogEvent, encodeLogEvent, eventKey, type LogEvent } from '../events/event.ts';
-import type { DeadLetter, EventStore } from '../events/store.ts';
+import { byMonthGroups, type DeadLetter, type EventStore } from '../events/store.ts';
 import type { Metrics } from '../ops/metrics.ts';
 
 export type SinkOptions = {
@@ -54,7 +54,12 @@ export function createSink({ log, store, metrics, logger }: Deps, options: SinkO
       if (fresh.delete(eventKey(row))) duplicates += 1;
     }
     const undecodable = deadLetters.length;
-    const refused = await insertOrSetAside([...fresh.values()], positions);
+    // One INSERT per group of months (one, unless a backfill spans years); each group is set aside
+    // on its own, so a refused event never makes an earlier group's INSERT run again.
+    const refused: DeadLetter[] = [];
+    for (const group of byMonthGroups([...fresh.values()])) {
+      refused.push(...(await insertOrSetAside(group, positions)));
+    }
     deadLetters.push(...refused);
     if (deadLetters.length > 0) {
       await store.insertDeadLetters(deadLetters);
