@@ -239,6 +239,17 @@ describe('concurrent deliveries', () => {
     expect(openDuringFetch).toEqual([0]);
     expect(await customerRow(ns, customer.id)).toMatchObject({ name: 'Updated' });
   });
+
+  it('answers a redelivered event from the ledger, without asking Stripe', async () => {
+    await freshStripe();
+    const ns = 'redelivered';
+    const customer = await admin.customers.create({ name: 'Once' });
+    const created = lastEvent('customer.created', customer.id);
+    expect(await apply(ns, created)).toBe('applied');
+    // Its time equals the stored row's, which alone would mean "re-fetch"; Stripe is down meanwhile.
+    fake.faults.failNext(10, { status: 500, type: 'api_error', match: { path: /\/v1\/customers\// } });
+    expect(await apply(ns, created)).toBe('duplicate');
+  });
 });
 
 describe('the reconcile job', () => {

@@ -234,6 +234,14 @@ export function createStripeStore(db: Db) {
     },
 
     /** Claims an event id; false when it was processed before (a redelivery). */
+    async eventSeen(q: Queryable, namespace: string, eventId: string): Promise<boolean> {
+      const { rowCount } = await q.query(
+        'SELECT 1 FROM stripe_events WHERE namespace = $1 AND event_id = $2',
+        [namespace, eventId],
+      );
+      return (rowCount ?? 0) > 0;
+    },
+
     async claimEvent(q: Queryable, namespace: string, event: { id: string; type: string; created: number }) {
       const { rowCount } = await q.query(
         `INSERT INTO stripe_events (namespace, event_id, type, created) VALUES ($1, $2, $3, to_timestamp($4))

@@ -158,6 +158,8 @@ export async function applyStripeEvent(
     const current = fetched;
     const outcome = await store.inTransaction(async (q) => {
       await store.lockObject(q, namespace, object.id);
+      // A redelivery is answered from the ledger, without asking Stripe even on a same-second tie.
+      if (await store.eventSeen(q, namespace, event.id)) return 'duplicate';
       const stored = await store.sourceAt(q, fromEvent.table, namespace, object.id);
       // Asked before the claim, so that this transaction commits nothing and the retry claims.
       if (stored?.getTime() === at.getTime() && !current) return 'refetch';
