@@ -102,12 +102,22 @@ function parseTime(parameter: string, text: string | undefined): number | undefi
  * also maps links to its canonical names (Asia/Kolkata to Asia/Calcutta), all known to ClickHouse 18.16.
  */
 function canonicalZone(timeZone: string): string {
+  const known = canonicalZones.get(timeZone);
+  if (known) return known;
+  let canonical: string;
   try {
-    return Intl.DateTimeFormat(undefined, { timeZone }).resolvedOptions().timeZone;
+    canonical = Intl.DateTimeFormat(undefined, { timeZone }).resolvedOptions().timeZone;
   } catch {
     return badParameter('windowTimeZone', `unknown time zone ${JSON.stringify(timeZone)}`);
   }
+  // Valid names only, but their case varies freely: bounded.
+  if (canonicalZones.size >= 1_000) canonicalZones.clear();
+  canonicalZones.set(timeZone, canonical);
+  return canonical;
 }
+
+/** Building an Intl.DateTimeFormat costs ~0.2 ms, a tenth of a one-subject query's server time. */
+const canonicalZones = new Map<string, string>();
 
 export type TimeRangeInput = { from?: string; to?: string };
 
