@@ -240,6 +240,37 @@ describe('concurrent deliveries', () => {
     expect(await customerRow(ns, customer.id)).toMatchObject({ name: 'Updated' });
   });
 
+  it('makes a delivery racing a reconcile wait for it, and end in Stripe state', async () => {
+    await freshStripe();
+    const ns = 'racing-reconcile';
+    const customer = await admin.customers.create({ name: 'Created' });
+    await admin.customers.update(customer.id, { name: 'Updated' }); // the same second: the clock is frozen
+
+    // customer.created arrives while the reconcile has written "Updated" and not yet committed.
+    let delivery: Promise<string> | undefined;
+    const racing: StripeStore = {
+      ...store,
+      putCustomer: async (...args: Parameters<StripeStore['putCustomer']>) => {
+        await store.putCustomer(...args);
+        let atLock!: () => void;
+        const reachedLock = new Promise<void>((resolve) => {
+          atLock = resolve;
+        });
+        delivery = apply(ns, lastEvent('customer.created', customer.id), {
+          ...store,
+          lockObject: async (...lockArgs: Parameters<StripeStore['lockObject']>) => {
+            atLock();
+            return store.lockObject(...lockArgs);
+          },
+        });
+        await reachedLock;
+      },
+    };
+    await reconcileMirror(stripe, racing, ns, clock);
+    expect(await delivery).toBe('applied');
+    expect(await customerRow(ns, customer.id)).toMatchObject({ name: 'Updated' });
+  });
+
   it('answers a redelivered event from the ledger, without asking Stripe', async () => {
     await freshStripe();
     const ns = 'redelivered';

@@ -273,6 +273,17 @@ export function createStripeStore(db: Db) {
     },
 
     /**
+     * The same lock on many objects, taken in id order in one round trip: a full re-read holds them
+     * all before it writes, so a delivery racing it waits and then compares with what it wrote.
+     */
+    async lockObjects(q: Queryable, namespace: string, ids: string[]) {
+      await q.query(
+        'SELECT pg_advisory_xact_lock(hashtext($1), hashtext(id)) FROM unnest($2::text[]) AS id',
+        [namespace, [...ids].sort()],
+      );
+    },
+
+    /**
      * Removes what a full re-read did not find, except rows written since the read started (a
      * webhook's, newer than the read). Customers are kept as tombstones, so that a late, older event
      * cannot bring a deleted one back; items go with their subscription.
