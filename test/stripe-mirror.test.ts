@@ -10,7 +10,7 @@ import { createStripeService } from '../src/stripe/service.ts';
 import { createStripeStore, type StripeStore } from '../src/stripe/store.ts';
 import { applyStripeEvent, reconcileMirror } from '../src/stripe/sync.ts';
 import { createSubjectStore } from '../src/subjects/store.ts';
-import { createTestEnv, TEST_ENCRYPTION_KEY, type TestEnv } from './support/env.ts';
+import { createTestEnv, eventually, TEST_ENCRYPTION_KEY, type TestEnv } from './support/env.ts';
 import { type StripeFake, startStripeFake } from './support/stripe-fake/index.ts';
 
 // The mirror's races, played out deterministically: a test wraps one store or client method to
@@ -264,6 +264,14 @@ describe('concurrent deliveries', () => {
           },
         });
         await reachedLock;
+        // Let the reconcile commit only once the delivery waits on a lock (the mirror's, or else the row's).
+        await eventually(async () => {
+          const { rows } = await env.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE NOT l.granted AND a.datname = current_database()`,
+          );
+          return (rows[0]?.n ?? 0) > 0;
+        }, 'the delivery to wait on a lock');
       },
     };
     await reconcileMirror(stripe, racing, ns, clock);

@@ -233,7 +233,7 @@ export function createStripeStore(db: Db) {
       });
     },
 
-    /** Claims an event id; false when it was processed before (a redelivery). */
+    /** Whether an event id was processed before (a redelivery). */
     async eventSeen(q: Queryable, namespace: string, eventId: string): Promise<boolean> {
       const { rowCount } = await q.query(
         'SELECT 1 FROM stripe_events WHERE namespace = $1 AND event_id = $2',
@@ -242,6 +242,7 @@ export function createStripeStore(db: Db) {
       return (rowCount ?? 0) > 0;
     },
 
+    /** Claims an event id; false when it was processed before (a redelivery). */
     async claimEvent(q: Queryable, namespace: string, event: { id: string; type: string; created: number }) {
       const { rowCount } = await q.query(
         `INSERT INTO stripe_events (namespace, event_id, type, created) VALUES ($1, $2, $3, to_timestamp($4))
@@ -266,21 +267,24 @@ export function createStripeStore(db: Db) {
 
     /**
      * Serialises writers of one mirrored object until the transaction ends, so that two deliveries
-     * about an object not yet stored cannot both see "no row" and the older one commit last.
+     * about an object not yet stored cannot both see "no row" and the older one commit last; and
+     * waits while a full re-read of the namespace is being written (lockMirror).
      */
     async lockObject(q: Queryable, namespace: string, id: string) {
-      await q.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [namespace, id]);
+      await q.query(
+        `SELECT pg_advisory_xact_lock_shared(hashtext('stripe mirror ' || $1)),
+                pg_advisory_xact_lock(hashtext($1), hashtext($2))`,
+        [namespace, id],
+      );
     },
 
     /**
-     * The same lock on many objects, taken in id order in one round trip: a full re-read holds them
-     * all before it writes, so a delivery racing it waits and then compares with what it wrote.
+     * The whole namespace's mirror, for a full re-read's write: deliveries wait (lockObject), then
+     * compare with what it wrote. One lock, not one per object: thousands would exhaust
+     * PostgreSQL's lock table (max_locks_per_transaction).
      */
-    async lockObjects(q: Queryable, namespace: string, ids: string[]) {
-      await q.query(
-        'SELECT pg_advisory_xact_lock(hashtext($1), hashtext(id)) FROM unnest($2::text[]) AS id',
-        [namespace, [...ids].sort()],
-      );
+    async lockMirror(q: Queryable, namespace: string) {
+      await q.query(`SELECT pg_advisory_xact_lock(hashtext('stripe mirror ' || $1))`, [namespace]);
     },
 
     /**

@@ -60,9 +60,8 @@ const byId = <T extends { id: string }>(list: T[]) =>
  * Makes the mirror equal to Stripe: the backfill on connect and the periodic reconcile that heals
  * missed webhooks. The snapshot is stamped with the second its read started and replaces only
  * older state: an event applied meanwhile may be newer than what the slow read saw, and stays.
- * It first takes the lock webhooks take on each object it writes, so a delivery racing it waits and
- * then compares with the written state; rows are written in id order, as webhooks write them, so the
- * two never wait on each other in a cycle.
+ * It first locks the namespace's mirror, so a delivery racing it waits and then compares with the
+ * written state; rows are written in id order, as webhooks write them.
  */
 export async function reconcileMirror(
   stripe: Stripe,
@@ -74,8 +73,7 @@ export async function reconcileMirror(
   const readStart = new Date(Math.floor(now().getTime() / 1000) * 1000);
   const state = await readStripe(stripe);
   await store.inTransaction(async (q) => {
-    const tracked = [...state.customers, ...state.meters, ...state.subscriptions].map((o) => o.id);
-    await store.lockObjects(q, namespace, tracked);
+    await store.lockMirror(q, namespace);
     for (const c of byId(state.customers)) await store.putCustomer(q, namespace, c, readStart, 'reread');
     for (const m of byId(state.meters)) await store.putMeter(q, namespace, m, readStart, 'reread');
     for (const p of byId(state.prices)) await store.putPrice(q, namespace, p, readStart, 'reread');
