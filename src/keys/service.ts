@@ -17,8 +17,9 @@ export function createKeyService(db: Db, options: { cacheTtlMs?: number } = {}) 
   const ttl = options.cacheTtlMs ?? 10_000;
   // Ingest authenticates every request; a short cache spares PostgreSQL a round trip each time.
   // Unknown keys are remembered apart, so a flood of them cannot push the real ones out.
-  const known = new Map<string, { namespace: string; until: number }>();
-  const unknown = new Map<string, number>();
+  type Entry = { namespace: string | null; until: number };
+  const known = new Map<string, Entry>();
+  const unknown = new Map<string, Entry>();
 
   return {
     async create(namespace: string, description = '') {
@@ -40,14 +41,12 @@ export function createKeyService(db: Db, options: { cacheTtlMs?: number } = {}) 
       const hash = hashKey(key);
       const cacheKey = hash.toString('base64');
       const now = Date.now();
-      const hit = known.get(cacheKey);
+      const hit = known.get(cacheKey) ?? unknown.get(cacheKey);
       if (hit && hit.until > now) return hit.namespace;
-      if ((unknown.get(cacheKey) ?? 0) > now) return null;
       const namespace = (await store.findActiveByHash(hash))?.namespace ?? null;
-      const cache: Map<string, unknown> = namespace ? known : unknown;
+      const cache = namespace ? known : unknown;
       if (cache.size >= CACHE_SIZE) cache.clear();
-      if (namespace) known.set(cacheKey, { namespace, until: now + ttl });
-      else unknown.set(cacheKey, now + ttl);
+      cache.set(cacheKey, { namespace, until: now + ttl });
       return namespace;
     },
   };
