@@ -19,6 +19,11 @@ export const Config = z
       maxBatchEvents: int(5000),
       // Producers' clocks drift; beyond this an event's time is a bug, not drift.
       maxFutureSkewSeconds: int(300),
+      // One event, encoded: room for a 1 MB prompt (up to 2 MB once JSON escapes it) plus metadata.
+      maxEventBytes: int(2 * 1024 * 1024),
+      maxDataDepth: int(32),
+      // One stored value per leaf: far above real payloads, far below a row the sink cannot build.
+      maxDataLeaves: int(10_000),
     }),
     eventLog: z.discriminatedUnion('kind', [
       z.object({
@@ -54,8 +59,16 @@ export const Config = z
       consumerName: z.string().min(1).default('sink-1'),
       // Entries a dead consumer held this long are taken over by a live one.
       claimIdleMs: int(30_000),
+      // Bounded INSERTs: a batch of large events goes in as several, never as one huge body.
+      insertMaxBytes: int(16 * 1024 * 1024),
+      // A failure that is neither bad data nor an outage is tried this often before the batch is split.
+      splitAfterFailures: int(3),
     }),
-    ready: z.object({ maxSinkLag: int(100_000) }),
+    ready: z.object({
+      maxSinkLag: int(100_000),
+      // Events waiting and no batch stored for this long: the sink is stalled.
+      maxSinkStallSeconds: int(60),
+    }),
     meters: z.object({
       /** YAML or JSON file of meters per namespace, created or updated at start (never deleted). */
       file: z.string().min(1).optional(),
@@ -79,6 +92,23 @@ export const Config = z
     }),
   })
   .superRefine((config, ctx) => {
+    // A larger event limit would promise events that no request body can carry.
+    if (config.ingest.maxEventBytes > config.ingest.maxBodyBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ingest', 'maxEventBytes'],
+        message: `must not exceed INGEST_MAX_BODY_BYTES (${config.ingest.maxBodyBytes})`,
+      });
+    }
+    // The Redis Streams lease (claimIdleMs) is renewed between reads; gathering one batch takes up to
+    // two waits, which must leave most of the lease.
+    if (config.sink.batchWaitMs * 4 > config.sink.claimIdleMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sink', 'batchWaitMs'],
+        message: `must be at most a quarter of SINK_CLAIM_IDLE_MS (${config.sink.claimIdleMs}), or the sink lease could lapse while a batch is gathered`,
+      });
+    }
     // A request is published whole or not at all: one larger than the stream bound would get 503 forever.
     if (config.eventLog.kind === 'redis' && config.ingest.maxBatchEvents > config.eventLog.maxLength) {
       ctx.addIssue({
@@ -97,6 +127,9 @@ const ENV: Record<string, string> = {
   INGEST_MAX_BODY_BYTES: 'ingest.maxBodyBytes',
   INGEST_MAX_BATCH_EVENTS: 'ingest.maxBatchEvents',
   INGEST_MAX_FUTURE_SKEW_SECONDS: 'ingest.maxFutureSkewSeconds',
+  INGEST_MAX_EVENT_BYTES: 'ingest.maxEventBytes',
+  INGEST_MAX_DATA_DEPTH: 'ingest.maxDataDepth',
+  INGEST_MAX_DATA_LEAVES: 'ingest.maxDataLeaves',
   EVENT_LOG: 'eventLog.kind',
   REDIS_STREAM: 'eventLog.stream',
   REDIS_STREAM_MAX_LENGTH: 'eventLog.maxLength',
@@ -115,7 +148,10 @@ const ENV: Record<string, string> = {
   SINK_CONSUMER_GROUP: 'sink.consumerGroup',
   SINK_CONSUMER_NAME: 'sink.consumerName',
   SINK_CLAIM_IDLE_MS: 'sink.claimIdleMs',
+  SINK_INSERT_MAX_BYTES: 'sink.insertMaxBytes',
+  SINK_SPLIT_AFTER_FAILURES: 'sink.splitAfterFailures',
   READY_MAX_SINK_LAG: 'ready.maxSinkLag',
+  READY_MAX_SINK_STALL_SECONDS: 'ready.maxSinkStallSeconds',
   METERS_FILE: 'meters.file',
   QUERY_MAX_WINDOWS: 'meters.maxWindows',
   STRIPE_API_BASE: 'stripe.apiBase',

@@ -19,7 +19,8 @@ import { createLogger } from './lib/logger.ts';
 import { applyMetersFile } from './meters/config-file.ts';
 import { createMeterService } from './meters/service.ts';
 import { createMetrics } from './ops/metrics.ts';
-import { sinkLagCheck } from './ops/routes.ts';
+import { sinkLagCheck, sinkStallCheck } from './ops/routes.ts';
+import { createSinkProgress } from './sink/progress.ts';
 import { createSink } from './sink/service.ts';
 import { createStripeService } from './stripe/service.ts';
 import { createSubjectStore } from './subjects/store.ts';
@@ -113,17 +114,22 @@ async function serve(config: Config, logger: Logger, roles: Role[]) {
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error; reconnecting'));
   if (config.eventLog.kind === 'redis') await warnIfNotPersistent(redis, logger);
   const log = createEventLog(config, logger);
+  // A Kafka topic whose partition count changed would route copies of one event apart.
+  await log.verify();
   const store = createEventStore(ch);
+  const progress = createSinkProgress(redis, config.sink.consumerGroup);
   const stops: (() => Promise<void>)[] = [];
 
   if (roles.includes('sink')) {
     const sink = createSink(
-      { log, store, metrics, logger: logger.child({ role: 'sink' }) },
+      { log, store, metrics, progress, logger: logger.child({ role: 'sink' }) },
       {
         group: config.sink.consumerGroup,
         consumer: config.sink.consumerName,
         batchSize: config.sink.batchSize,
         batchWaitMs: config.sink.batchWaitMs,
+        insertMaxBytes: config.sink.insertMaxBytes,
+        splitAfterFailures: config.sink.splitAfterFailures,
       },
     );
     const subscription = await sink.start();
@@ -177,6 +183,7 @@ async function serve(config: Config, logger: Logger, roles: Role[]) {
       { name: 'redis', check: async () => void (await redis.ping()) },
       { name: 'eventLog', check: () => log.ping() },
       sinkLagCheck(lag, config.ready.maxSinkLag),
+      sinkStallCheck(lag, progress.last, config.ready.maxSinkStallSeconds * 1000),
     ],
   };
   if (roles.includes('api') && config.meters.file) await applyMetersFile(config.meters.file, meters, logger);

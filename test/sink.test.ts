@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { identifier, sql } from '../src/clickhouse/sql.ts';
 import { encodeLogEvent, eventKey, type LogEvent } from '../src/events/event.ts';
+import { toEventRow } from '../src/events/store.ts';
 import { cloudEvent, createTestSink, eventually, postEvents, useTestApp } from './support/env.ts';
 
 const ctx = useTestApp();
@@ -123,8 +124,8 @@ describe('sink: each event counts once', () => {
       data: { tokens: 11 },
       ingestedAt: Date.now(),
     };
-    await ctx.env.store.insertEvents([event]);
-    await ctx.env.store.insertEvents([{ ...event, ingestedAt: event.ingestedAt + 1 }]);
+    await ctx.env.store.insertRows([toEventRow(event, Date.now())]);
+    await ctx.env.store.insertRows([toEventRow({ ...event, ingestedAt: event.ingestedAt + 1 }, Date.now())]);
     expect(await tokensBySubject()).toMatchObject({ 'dup-d': 11 });
   });
 });

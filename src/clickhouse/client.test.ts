@@ -1,6 +1,6 @@
 import { ClickHouseError } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
-import { clickHouseErrorCode, isDataRejected } from './client.ts';
+import { clickHouseErrorCode } from './client.ts';
 
 describe('ClickHouse error classification', () => {
   it('reads the code from 18.16 messages and from current ones', () => {
@@ -12,14 +12,5 @@ describe('ClickHouse error classification', () => {
       '27',
     );
     expect(clickHouseErrorCode(new Error('connect ECONNREFUSED 127.0.0.1:8123'))).toBeUndefined();
-  });
-
-  it('treats only data errors as permanent; outages and overload are retried', () => {
-    expect(isDataRejected(new ClickHouseError({ message: 'bad', code: '25', type: 'X' }))).toBe(true);
-    expect(isDataRejected(new ClickHouseError({ message: 'too many parts', code: '252', type: 'X' }))).toBe(
-      false,
-    );
-    expect(isDataRejected(new ClickHouseError({ message: 'memory', code: '241', type: 'X' }))).toBe(false);
-    expect(isDataRejected(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBe(false);
   });
 });

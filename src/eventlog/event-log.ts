@@ -20,7 +20,22 @@ export type SubscribeOptions = {
   maxWaitMs: number;
 };
 
-export type BatchHandler = (records: LogRecord[]) => Promise<void>;
+/** What a handler may ask of the transport about the batch in hand. */
+export type BatchContext = {
+  /**
+   * Call right before each write the batch causes. Resolves while this consumer may still write it
+   * (Redis Streams: it holds the group's lease, renewed now; Kafka: it still owns the partition),
+   * with a signal that aborts a write which would outlast that right. Rejects with LeaseLostError
+   * otherwise: another consumer has the batch, and writing it too could store an event twice.
+   */
+  writeGuard(): Promise<AbortSignal | undefined>;
+};
+
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
+}
+
+export type BatchHandler = (records: LogRecord[], batch: BatchContext) => Promise<void>;
 
 export type Subscription = {
   /** Stops fetching, lets the batch in hand finish and be acknowledged, then resolves. */
@@ -33,6 +48,11 @@ export type EventLog = {
   readonly kind: 'redis' | 'kafka';
   /** Creates what the transport needs (the Kafka topic); safe to repeat. Run by `meterline migrate`. */
   setup(): Promise<void>;
+  /**
+   * Rejects when the log's layout breaks a promise (a Kafka topic whose partition count is not
+   * KAFKA_PARTITIONS); the api and the sink refuse to start then.
+   */
+  verify(): Promise<void>;
   publish(messages: readonly LogMessage[]): Promise<void>;
   subscribe(options: SubscribeOptions, handle: BatchHandler): Promise<Subscription>;
   /** Messages the group has not acknowledged yet (undelivered plus in flight). */

@@ -1,6 +1,7 @@
 import {
   type Admin,
   type Consumer,
+  type ICustomPartitioner,
   type Kafka,
   Kafka as KafkaClient,
   logLevel,
@@ -9,7 +10,14 @@ import {
 } from 'kafkajs';
 import type { Logger } from 'pino';
 import { withTimeout } from '../lib/time.ts';
-import type { EventLog, LogMessage, SubscribeOptions, Subscription } from './event-log.ts';
+import {
+  type BatchContext,
+  type EventLog,
+  LeaseLostError,
+  type LogMessage,
+  type SubscribeOptions,
+  type Subscription,
+} from './event-log.ts';
 
 export type KafkaLogOptions = {
   brokers: string[];
@@ -43,7 +51,7 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: fixedCountPartitioner(options.partitions),
       });
       await p.connect();
       return p;
@@ -65,6 +73,13 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
     return admin;
   };
 
+  async function verify() {
+    const a = await getAdmin();
+    const { topics } = await a.fetchTopicMetadata({ topics: [options.topic] });
+    const count = topics[0]?.partitions.length ?? 0;
+    if (count !== options.partitions) throw partitionCountError(options.topic, count, options.partitions);
+  }
+
   return {
     kind: 'kafka',
 
@@ -74,7 +89,10 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
       if (!existing.includes(options.topic)) {
         await a.createTopics({ topics: [{ topic: options.topic, numPartitions: options.partitions }] });
       }
+      await verify();
     },
+
+    verify,
 
     async publish(messages: readonly LogMessage[]) {
       if (messages.length === 0) return;
@@ -117,6 +135,17 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
           resolveOffset,
           commitOffsetsIfNecessary,
         }) => {
+          // A consumer that lost the partition in a rebalance stops writing. Kafka needs no stronger
+          // fence: the new owner starts from the last commit and replays the same messages in the
+          // same order, so whatever both write is the same first copy of each event.
+          const context: BatchContext = {
+            async writeGuard() {
+              if (!isRunning() || isStale())
+                throw new LeaseLostError('the partition moved to another consumer');
+              await heartbeat();
+              return undefined;
+            },
+          };
           for (let start = 0; start < batch.messages.length; start += opts.maxBatchSize) {
             if (!isRunning() || isStale()) return;
             const slice = batch.messages.slice(start, start + opts.maxBatchSize);
@@ -126,6 +155,7 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
                 value: m.value?.toString('utf8') ?? '',
                 position: `${batch.partition}:${m.offset}`,
               })),
+              context,
             );
             const last = slice[slice.length - 1];
             if (!last) continue;
@@ -186,5 +216,30 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
         logger.warn({ err }, 'kafka clients did not disconnect in time'),
       );
     },
+  };
+}
+
+function partitionCountError(topic: string, actual: number, expected: number): Error {
+  return new Error(
+    `Kafka topic ${topic} has ${actual} partitions but KAFKA_PARTITIONS is ${expected}. Copies of one event ` +
+      'must land on one partition, and a changed partition count sends new copies elsewhere; to change ' +
+      'it, drain the topic and move to a new one (KAFKA_TOPIC).',
+  );
+}
+
+/**
+ * The Java client's murmur2 partitioner (a key lands where other Kafka clients would put it), but
+ * only while the topic has the partition count Meterline was configured with: if partitions were
+ * added under a running api, publishing fails (503) instead of routing copies of an event apart.
+ */
+function fixedCountPartitioner(expected: number): ICustomPartitioner {
+  return () => {
+    const partition = Partitioners.DefaultPartitioner();
+    return (args) => {
+      if (args.partitionMetadata.length !== expected) {
+        throw partitionCountError(args.topic, args.partitionMetadata.length, expected);
+      }
+      return partition(args);
+    };
   };
 }

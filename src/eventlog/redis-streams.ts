@@ -3,7 +3,15 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError } from '../lib/errors.ts';
 import { sleep } from '../lib/time.ts';
-import type { EventLog, LogMessage, LogRecord, SubscribeOptions, Subscription } from './event-log.ts';
+import {
+  type BatchContext,
+  type EventLog,
+  LeaseLostError,
+  type LogMessage,
+  type LogRecord,
+  type SubscribeOptions,
+  type Subscription,
+} from './event-log.ts';
 
 export type RedisStreamsOptions = {
   stream: string;
@@ -120,6 +128,8 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
 
     async setup() {},
 
+    async verify() {},
+
     async publish(messages: readonly LogMessage[]) {
       if (messages.length === 0) return;
       const args: (string | number)[] = [options.maxLength];
@@ -144,19 +154,50 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
       const holder = `${opts.consumer}:${randomUUID()}`;
       const holdLease = async () =>
         (await redis.eval(HOLD_LEASE, 1, lease, holder, options.claimIdleMs)) === 1;
-      /** Runs the handler with the lease renewed meanwhile. */
+      /**
+       * Runs the handler with the lease renewed meanwhile. Each write the handler makes first checks
+       * that the lease is still ours (writeGuard), since a process frozen for longer than
+       * claimIdleMs (a GC pause, a stopped VM) finds on waking that a standby took over; a write in
+       * flight is aborted once the lease can no longer be vouched for.
+       */
       const handleHoldingLease = async (records: LogRecord[]) => {
+        const writes = new AbortController();
+        let validUntil = Date.now() + options.claimIdleMs;
+        const renewNow = async (): Promise<boolean> => {
+          const sentAt = Date.now();
+          const held = await holdLease();
+          // A reply that took a third of the lease to arrive cannot vouch for what is left of it.
+          if (!held || Date.now() - sentAt > options.claimIdleMs / 3) return false;
+          validUntil = sentAt + options.claimIdleMs;
+          return true;
+        };
+        const lose = (reason: string) => {
+          if (!writes.signal.aborted) {
+            logger.error({ consumer: opts.consumer }, reason);
+            writes.abort(new LeaseLostError(reason));
+          }
+        };
         const renew = setInterval(() => {
-          holdLease().then(
+          if (Date.now() > validUntil - options.claimIdleMs / 3)
+            lose('the sink lease ran out while storing a batch');
+          renewNow().then(
             (held) => {
-              if (!held)
-                logger.error({ consumer: opts.consumer }, 'lost the sink lease while storing a batch');
+              if (!held) lose('lost the sink lease while storing a batch');
             },
             (err: unknown) => logger.warn({ err }, 'could not renew the sink lease'),
           );
-        }, options.claimIdleMs / 3);
+        }, options.claimIdleMs / 6);
+        const batch: BatchContext = {
+          async writeGuard() {
+            if (writes.signal.aborted || !(await renewNow())) {
+              lose('lost the sink lease before a write; leaving the batch to the new holder');
+              throw writes.signal.reason as LeaseLostError;
+            }
+            return writes.signal;
+          },
+        };
         try {
-          await handle(records);
+          await handle(records, batch);
         } finally {
           clearInterval(renew);
         }
@@ -171,19 +212,26 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
         return reply?.[0]?.[1] ?? [];
       };
 
-      // Entries a dead consumer of the group left unacknowledged for claimIdleMs.
-      const claimAbandoned = async (): Promise<StreamEntry[]> => {
-        const reply = (await redis.call(
-          'XAUTOCLAIM',
-          stream,
-          opts.group,
-          opts.consumer,
-          options.claimIdleMs,
-          '0-0',
-          'COUNT',
-          opts.maxBatchSize,
-        )) as [string, StreamEntry[]];
-        return reply[1];
+      /** Moves pending entries of the group idle at least `minIdleMs` to this consumer; the count moved. */
+      const claim = async (minIdleMs: number, limit: number): Promise<number> => {
+        let cursor = '0-0';
+        let moved = 0;
+        do {
+          const reply = (await redis.call(
+            'XAUTOCLAIM',
+            stream,
+            opts.group,
+            opts.consumer,
+            minIdleMs,
+            cursor,
+            'COUNT',
+            Math.min(limit - moved, 1000),
+            'JUSTID',
+          )) as [string, string[]];
+          cursor = reply[0];
+          moved += reply[1].length;
+        } while (cursor !== '0-0' && moved < limit);
+        return moved;
       };
 
       // New entries, gathered until the batch is full or maxWaitMs passed since the first arrived.
@@ -200,18 +248,20 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
         return entries;
       };
 
-      // After a restart, first finish what this consumer had been given but not acknowledged.
+      // Entries come from this consumer's pending list first (in stream order), then new ones. Entries
+      // of a consumer that died for claimIdleMs join that list now and then; on taking the lease,
+      // every other consumer's pending entries do, at once: the previous holder's unfinished batch
+      // must be stored before anything newer, or a later copy of one of its events could win.
       let ownPending = true;
       const nextEntries = async (): Promise<StreamEntry[]> => {
+        if (!ownPending && Date.now() - lastClaimAt >= options.claimIdleMs / 2) {
+          lastClaimAt = Date.now();
+          if ((await claim(options.claimIdleMs, opts.maxBatchSize)) > 0) ownPending = true;
+        }
         if (ownPending) {
           const entries = await read('0', opts.maxBatchSize);
           if (entries.length > 0) return entries;
           ownPending = false;
-        }
-        if (Date.now() - lastClaimAt >= options.claimIdleMs / 2) {
-          lastClaimAt = Date.now();
-          const claimed = await claimAbandoned();
-          if (claimed.length > 0) return claimed;
         }
         return readNew();
       };
@@ -229,6 +279,7 @@ export function createRedisStreamsLog(redis: Redis, options: RedisStreamsOptions
             if (!active) {
               active = true;
               ownPending = true;
+              await claim(0, Number.POSITIVE_INFINITY);
               logger.info(
                 { consumer: opts.consumer, group: opts.group },
                 'holding the sink lease; consuming',

@@ -150,14 +150,13 @@ export function createEventStore(ch: ClickHouse) {
   const db = identifier(ch.database);
   return {
     /**
-     * One INSERT: ClickHouse writes the block and, through the view, its keys. At most
-     * MAX_MONTHS_PER_INSERT months at once (see byMonthGroups).
+     * One INSERT of rows made by toEventRow: ClickHouse writes the block and, through the view, its
+     * keys. At most MAX_MONTHS_PER_INSERT months at once (see byMonthGroups).
      */
-    async insertEvents(events: readonly LogEvent[], storedAt = Date.now()): Promise<void> {
-      await ch.insertLines(
-        'events',
-        events.map((event) => toEventRow(event, storedAt)),
-      );
+    ping: () => ch.ping(),
+
+    async insertRows(rows: readonly string[], signal?: AbortSignal): Promise<void> {
+      await ch.insertLines('events', rows, signal);
     },
 
     /**
@@ -220,7 +219,11 @@ export function createEventStore(ch: ClickHouse) {
       await ch.insert(
         'dead_letters',
         letters.map((letter) => ({
-          ...letter,
+          namespace: letter.namespace.toWellFormed(),
+          position: letter.position,
+          // A record the sink could not decode may hold lone surrogates, which ClickHouse refuses.
+          reason: letter.reason.toWellFormed(),
+          payload: letter.payload.toWellFormed(),
           received_at_ms: receivedAt,
           received_at: Math.floor(receivedAt / 1000),
         })),

@@ -40,6 +40,17 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
       help: 'Log messages not yet acknowledged by the sink group',
       registers: [registry],
     }),
+    sinkFailures: new Counter({
+      name: 'meterline_sink_failures_total',
+      help: 'Failed ClickHouse writes of the sink, by kind: data (set aside), outage (retried), unknown (retried, then split)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    sinkLastStoredSeconds: new Gauge({
+      name: 'meterline_sink_last_stored_timestamp_seconds',
+      help: 'When this sink last stored a batch (Unix time)',
+      registers: [registry],
+    }),
     sinkBatchSize: new Histogram({
       name: 'meterline_sink_batch_size',
       help: 'Records per sink batch',

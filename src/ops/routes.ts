@@ -16,6 +16,39 @@ export function sinkLagCheck(lag: () => Promise<number>, bound: number): Readine
   };
 }
 
+/**
+ * Not ready while events wait and no sink batch was stored for `stallMs`: a sink that retries the
+ * same batch forever, or none running at all. Before any batch was ever stored, the clock starts
+ * when this process first saw events waiting.
+ */
+export function sinkStallCheck(
+  lag: () => Promise<number>,
+  lastStored: () => Promise<number | null>,
+  stallMs: number,
+  now: () => number = Date.now,
+): ReadinessCheck {
+  let waitingSince: number | null = null;
+  return {
+    name: 'sinkProgress',
+    check: async () => {
+      const [waiting, last] = await Promise.all([lag(), lastStored()]);
+      if (waiting === 0) {
+        waitingSince = null;
+        return;
+      }
+      waitingSince ??= now();
+      const since = Math.max(last ?? 0, waitingSince);
+      const stalledMs = now() - since;
+      if (stalledMs > stallMs) {
+        const lastText = last === null ? 'never' : new Date(last).toISOString();
+        throw new Error(
+          `${waiting} events waiting and no sink batch stored for ${Math.round(stalledMs / 1000)} s (last: ${lastText})`,
+        );
+      }
+    },
+  };
+}
+
 export function opsRoutes(deps: {
   metrics: Metrics;
   checks: ReadinessCheck[];

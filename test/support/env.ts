@@ -125,7 +125,14 @@ export async function buildTestApp(env: TestEnv, options: TestAppOptions = {}) {
 export function createTestSink(env: TestEnv, consumer = 'test-sink', batchSize = 500) {
   return createSink(
     { log: env.log, store: env.store, metrics: env.metrics, logger: silent },
-    { group: env.config.sink.consumerGroup, consumer, batchSize, batchWaitMs: 20 },
+    {
+      group: env.config.sink.consumerGroup,
+      consumer,
+      batchSize,
+      batchWaitMs: 20,
+      insertMaxBytes: env.config.sink.insertMaxBytes,
+      splitAfterFailures: env.config.sink.splitAfterFailures,
+    },
   );
 }
 
