@@ -260,3 +260,43 @@ describe('sink: large batches', () => {
     expect(await tokensBySubject()).toMatchObject({ 'wide-ids': 300 });
   });
 });
+
+describe('sink: batches of large events', () => {
+  it('stores a burst of 10,000 events of 60 KB each exactly once, in full 5,000-event batches', {
+    timeout: 240_000,
+  }, async () => {
+    // Each event carries a 60 KB prompt: a full batch is ~600 MB of rows, far more than one
+    // JavaScript string can hold, so it must go to ClickHouse in bounded pieces.
+    const prompt = (i: number) => `${i}:`.padEnd(60_000, 'the quick brown fox jumps over the lazy dog ');
+    const events = Array.from({ length: 10_000 }, (_, i) =>
+      cloudEvent({ id: `prompt-${i}`, subject: 'prompts', data: { tokens: 1, prompt: prompt(i) } }),
+    );
+    // 80 events (4.8 MB) per request, under the 5 MB body limit; all in the log before the sink runs.
+    for (let i = 0; i < events.length; i += 80) {
+      expect((await post(events.slice(i, i + 80))).statusCode).toBe(204);
+    }
+    const bigBatches = async () => {
+      const { values } = await ctx.env.metrics.sinkBatchSize.get();
+      const count = (le: number | string) => values.find((v) => v.labels.le === le)?.value ?? 0;
+      return count('+Inf') - count(1000);
+    };
+    const bigBefore = await bigBatches();
+    const sink = createTestSink(ctx.env, 'prompts', 5000);
+    await sink.start();
+    await eventually(
+      async () => (await ctx.env.log.lag(ctx.env.config.sink.consumerGroup)) === 0,
+      'sink to drain',
+      180_000,
+    );
+    await sink.stop();
+    expect(await tokensBySubject()).toMatchObject({ prompts: 10_000 });
+    const db = identifier(ctx.env.ch.database);
+    const [row] = await ctx.env.ch.query<{ rows: string; longest: string }>(
+      sql`SELECT count() AS rows, max(length(data)) AS longest FROM ${db}.events WHERE subject = 'prompts'`,
+    );
+    expect(Number(row?.rows)).toBe(10_000); // physically once, not merely collapsed by FINAL
+    expect(Number(row?.longest)).toBeGreaterThan(60_000);
+    expect(await ctx.env.store.listDeadLetters('acme', 10)).toEqual([]);
+    expect((await bigBatches()) - bigBefore).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,6 +1,12 @@
 import type { Logger } from 'pino';
-import type { BatchContext, EventLog, LogRecord, Subscription } from '../eventlog/event-log.ts';
-import { decodeLogEvent, encodeLogEvent, eventKey, type LogEvent } from '../events/event.ts';
+import {
+  type BatchContext,
+  type EventLog,
+  LeaseLostError,
+  type LogRecord,
+  type Subscription,
+} from '../eventlog/event-log.ts';
+import { decodeLogEvent, eventKey, type LogEvent } from '../events/event.ts';
 import { byMonthGroups, type DeadLetter, type EventStore, toEventRow } from '../events/store.ts';
 import { sleep } from '../lib/time.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -49,13 +55,36 @@ const backoffMs = (attempt: number) => Math.min(100 * 2 ** attempt, 2_000);
  * batch is too big to store.
  */
 export function createSink({ log, store, metrics, logger, progress }: Deps, options: SinkOptions) {
+  // Failed writes already counted where they happened; any other failure is counted as it leaves.
+  const counted = new WeakSet<object>();
+  const countFailure = (err: unknown, kind: FailureKind | 'lease_lost') => {
+    metrics.sinkFailures.inc({ kind });
+    if (typeof err === 'object' && err !== null) counted.add(err);
+  };
+
+  /** Stores a batch; rejects (for the log to redeliver it) on an outage or a lost lease. */
   async function storeBatch(
     records: readonly LogRecord[],
     batch: BatchContext = UNGUARDED,
   ): Promise<{ stored: number; duplicates: number }> {
+    try {
+      return await storeBatchOnce(records, batch);
+    } catch (err) {
+      if (typeof err !== 'object' || err === null || !counted.has(err)) {
+        countFailure(err, err instanceof LeaseLostError ? 'lease_lost' : classifyFailure(err));
+      }
+      throw err;
+    }
+  }
+
+  async function storeBatchOnce(
+    records: readonly LogRecord[],
+    batch: BatchContext,
+  ): Promise<{ stored: number; duplicates: number }> {
     const started = process.hrtime.bigint();
     const fresh = new Map<string, LogEvent>();
-    const positions = new Map<LogEvent, string>();
+    // Each event's record: a dead letter keeps the record as it was, not a re-encoding of it.
+    const recordOf = new Map<LogEvent, LogRecord>();
     const deadLetters: DeadLetter[] = [];
     let duplicates = 0;
     for (const record of records) {
@@ -76,7 +105,7 @@ export function createSink({ log, store, metrics, logger, progress }: Deps, opti
       if (fresh.has(key)) duplicates += 1;
       else {
         fresh.set(key, event);
-        positions.set(event, record.position);
+        recordOf.set(event, record);
       }
     }
 
@@ -87,8 +116,8 @@ export function createSink({ log, store, metrics, logger, progress }: Deps, opti
     const letterFor = (event: LogEvent, reason: string): DeadLetter => ({
       namespace: event.namespace,
       reason,
-      position: positions.get(event) ?? '',
-      payload: encodeLogEvent(event),
+      position: recordOf.get(event)?.position ?? '',
+      payload: recordOf.get(event)?.value ?? '',
     });
 
     /**
@@ -108,9 +137,10 @@ export function createSink({ log, store, metrics, logger, progress }: Deps, opti
           await store.insertRows(piece.rows, signal);
           return [];
         } catch (err) {
-          if (signal?.aborted) throw new Error('the INSERT outlasted the sink lease', { cause: err });
+          if (signal?.aborted)
+            throw new LeaseLostError('the INSERT outlasted the sink lease', { cause: err });
           kind = classifyFailure(err);
-          metrics.sinkFailures.inc({ kind });
+          countFailure(err, kind);
           if (kind === 'outage') throw err;
           if (kind === 'unknown' && attempt < attempts) {
             logger.warn({ err, attempt, events: piece.events.length }, 'insert failed; retrying');
