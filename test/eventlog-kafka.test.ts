@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaLog } from '../src/eventlog/kafka.ts';
 import { eventLogContract } from './support/eventlog-contract.ts';
 import { type KafkaTestBroker, startKafkaTestBroker } from './support/kafka-broker/index.ts';
@@ -18,3 +18,31 @@ eventLogContract('kafka (kafkajs against the in-repo test broker)', async (targe
     pino({ level: 'silent' }),
   ),
 );
+
+describe('kafka: the partition count is fixed once the topic exists', () => {
+  const open = (topic: string, partitions: number) =>
+    createKafkaLog(
+      { brokers: broker.brokers, topic, clientId: 'partitions', partitions, sessionTimeoutMs: 2_000 },
+      pino({ level: 'silent' }),
+    );
+
+  it('refuses a topic whose partition count is not KAFKA_PARTITIONS, at start and on publish', async () => {
+    const topic = `partitions-${Date.now().toString(36)}`;
+    const created = open(topic, 3);
+    await created.setup();
+    await created.publish([{ key: 'k', value: 'v' }]);
+    // The same topic, now configured with another count (or grown under it): copies of one event
+    // would be routed to different partitions.
+    const changed = open(topic, 4);
+    try {
+      await expect(changed.verify()).rejects.toThrow(/has 3 partitions but KAFKA_PARTITIONS is 4/);
+      await expect(changed.setup()).rejects.toThrow(/has 3 partitions/);
+      await expect(changed.publish([{ key: 'k', value: 'v2' }])).rejects.toThrow(/has 3 partitions/);
+      await expect(created.verify()).resolves.toBeUndefined();
+      expect(await created.lag('nobody')).toBe(1); // the refused publish wrote nothing
+    } finally {
+      await changed.close();
+      await created.close();
+    }
+  });
+});

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickHouse } from '../src/clickhouse/client.ts';
 import { eventKey } from '../src/events/event.ts';
-import { createEventStore } from '../src/events/store.ts';
+import { createEventStore, type EventStore } from '../src/events/store.ts';
 import { sinkStallCheck } from '../src/ops/routes.ts';
 import { createSinkProgress } from '../src/sink/progress.ts';
 import { createSink } from '../src/sink/service.ts';
@@ -172,5 +172,83 @@ describe('a stalled sink is visible', () => {
     expect((await readyz()).status).toBe('ready');
     expect(await env.store.countEvents('stall')).toBe(1);
     await app.close();
+  });
+});
+
+describe('a failure that is neither bad data nor an outage', () => {
+  let env: TestEnv;
+  beforeAll(async () => {
+    env = await createTestEnv();
+  });
+  afterAll(() => env?.cleanup());
+
+  /** The real store, except that any INSERT holding the marked event fails in a way nobody classified. */
+  const faultyStore = (marker: string, ping = () => env.store.ping()) => ({
+    ...env.store,
+    ping,
+    async insertRows(rows: readonly string[], signal?: AbortSignal) {
+      if (rows.some((row) => row.includes(marker)))
+        throw new Error('Code: 1001, e.displayText() = DB::Exception: std::exception');
+      await env.store.insertRows(rows, signal);
+    },
+  });
+  const sinkOn = (store: EventStore, consumer: string) =>
+    createSink(
+      { log: env.log, store, metrics: env.metrics, logger: pino({ level: 'silent' }) },
+      {
+        group: env.config.sink.consumerGroup,
+        consumer,
+        batchSize: 500,
+        batchWaitMs: 20,
+        insertMaxBytes: env.config.sink.insertMaxBytes,
+        splitAfterFailures: 3,
+      },
+    );
+  const publish = (namespace: string, ids: string[]) =>
+    env.log.publish(
+      ids.map((id) => ({
+        key: eventKey({ namespace, source: 'test', id }),
+        value: fineEvent(namespace, id),
+      })),
+    );
+
+  it('is retried, then the batch is split until the one event causing it is set aside', async () => {
+    await publish(
+      'split',
+      Array.from({ length: 50 }, (_, i) => (i === 31 ? 'culprit' : `ok-${i}`)),
+    );
+    const sink = sinkOn(faultyStore('"culprit"'), 'splits');
+    await sink.start();
+    await eventually(
+      async () => (await env.log.lag(env.config.sink.consumerGroup)) === 0,
+      'the log to drain',
+    );
+    await sink.stop();
+    expect(await env.store.countEvents('split')).toBe(49);
+    const letters = await env.store.listDeadLetters('split', 10);
+    expect(letters.map((l) => JSON.parse(l.payload).id)).toEqual(['culprit']);
+    expect(letters[0]?.reason).toMatch(/failed 3 times while ClickHouse answered: .*std::exception/);
+  });
+
+  it('sets nothing aside while ClickHouse does not answer a ping: it may be an outage', async () => {
+    await publish('hold', ['held-1', 'held-2']);
+    const sink = sinkOn(
+      faultyStore('"held-', () => Promise.reject(new Error('no answer'))),
+      'holds',
+    );
+    await sink.start();
+    await new Promise((r) => setTimeout(r, 3_000));
+    await sink.stop();
+    expect(await env.store.listDeadLetters('hold', 10)).toEqual([]);
+    expect(await env.log.lag(env.config.sink.consumerGroup)).toBe(2);
+    // Once the fault is gone the same events are stored, none lost.
+    const healthy = createTestSink(env);
+    await healthy.start();
+    await eventually(
+      async () => (await env.log.lag(env.config.sink.consumerGroup)) === 0,
+      'the log to drain',
+    );
+    await healthy.stop();
+    expect(await env.store.countEvents('hold')).toBe(2);
   });
 });
