@@ -57,9 +57,42 @@ const MIGRATIONS: { version: number; name: string; statements: (db: Sql) => Sql[
       ORDER BY (namespace, received_at_ms)`,
     ],
   },
+  {
+    version: 2,
+    name: 'event keys partitioned by month, like events',
+    // One retention rule: dropping a month of events (ALTER TABLE ... DROP PARTITION) can drop that
+    // month's identities with the same partition id. Rebuilt under the same name, since the view
+    // names its target table. Keys of events stored while the view is being replaced are copied
+    // from events at the end, so none goes missing even with a sink running.
+    statements: (db) => {
+      const since = Date.now() - 60_000;
+      return [
+        // Left by a run that stopped after the swap; its keys were copied before it.
+        sql`DROP TABLE IF EXISTS ${db}.event_keys_unpartitioned`,
+        sql`CREATE TABLE IF NOT EXISTS ${db}.event_keys_by_month (
+          namespace String,
+          source String,
+          id String,
+          time_ms Int64
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(toDateTime(intDiv(time_ms, 1000), 'UTC'))
+        ORDER BY (namespace, source, id)
+        SETTINGS index_granularity = 256`,
+        sql`DROP TABLE IF EXISTS ${db}.event_keys_mv`,
+        sql`INSERT INTO ${db}.event_keys_by_month SELECT namespace, source, id, time_ms FROM ${db}.event_keys`,
+        sql`RENAME TABLE ${db}.event_keys TO ${db}.event_keys_unpartitioned, ${db}.event_keys_by_month TO ${db}.event_keys`,
+        sql`CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.event_keys_mv TO ${db}.event_keys
+          AS SELECT namespace, source, id, time_ms FROM ${db}.events`,
+        sql`INSERT INTO ${db}.event_keys SELECT namespace, source, id, time_ms FROM ${db}.events
+          WHERE stored_at_ms >= ${since}`,
+        sql`DROP TABLE IF EXISTS ${db}.event_keys_unpartitioned`,
+      ];
+    },
+  },
 ];
 
-export async function migrateClickHouse(ch: ClickHouse): Promise<number[]> {
+/** Applies every migration not yet applied (up to `upTo`, for tests of an upgrade). */
+export async function migrateClickHouse(ch: ClickHouse, upTo = Number.POSITIVE_INFINITY): Promise<number[]> {
   const db = identifier(ch.database);
   await ch.command(sql`CREATE DATABASE IF NOT EXISTS ${db}`);
   await ch.command(
@@ -73,7 +106,7 @@ export async function migrateClickHouse(ch: ClickHouse): Promise<number[]> {
   );
   const ran: number[] = [];
   for (const migration of MIGRATIONS) {
-    if (applied.has(migration.version)) continue;
+    if (applied.has(migration.version) || migration.version > upTo) continue;
     for (const statement of migration.statements(db)) await ch.command(statement);
     await ch.insert('schema_migrations', [
       { version: migration.version, name: migration.name, applied_at: Math.floor(Date.now() / 1000) },
