@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaLog } from '../src/eventlog/kafka.ts';
+import { eventually } from './support/env.ts';
 import { eventLogContract } from './support/eventlog-contract.ts';
 import { type KafkaTestBroker, startKafkaTestBroker } from './support/kafka-broker/index.ts';
 
@@ -43,6 +44,42 @@ describe('kafka: the partition count is fixed once the topic exists', () => {
     } finally {
       await changed.close();
       await created.close();
+    }
+  });
+});
+
+describe('kafka: a handler that throws a TypeError', () => {
+  it('gets its batch again instead of stopping the consumer for good', async () => {
+    const topic = `type-error-${Date.now().toString(36)}`;
+    const log = createKafkaLog(
+      { brokers: broker.brokers, topic, clientId: 'type-error', partitions: 1, sessionTimeoutMs: 2_000 },
+      pino({ level: 'silent' }),
+    );
+    await log.setup();
+    await log.publish([{ key: 'k', value: 'v' }]);
+    let failures = 0;
+    let handled = 0;
+    let crashed: unknown;
+    const sub = await log.subscribe(
+      { group: `${topic}-group`, consumer: 'c', maxBatchSize: 10, maxWaitMs: 20 },
+      async (records) => {
+        if (failures < 2) {
+          failures += 1;
+          throw new TypeError('a bug, or a client library surprise');
+        }
+        handled += records.length;
+      },
+    );
+    sub.done.catch((err: unknown) => {
+      crashed = err;
+    });
+    try {
+      await eventually(async () => handled === 1 || crashed !== undefined, 'the batch to be handled', 30_000);
+      expect(crashed).toBeUndefined();
+      expect(failures).toBe(2);
+    } finally {
+      await sub.stop();
+      await log.close();
     }
   });
 });

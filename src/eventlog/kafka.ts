@@ -156,7 +156,9 @@ export function createKafkaLog(options: KafkaLogOptions, logger: Logger): EventL
                 position: `${batch.partition}:${m.offset}`,
               })),
               context,
-            );
+            ).catch((err: unknown) => {
+              throw retriable(err);
+            });
             const last = slice[slice.length - 1];
             if (!last) continue;
             // resolveOffset moves the fetch position; the commit makes it survive a restart. The
@@ -242,4 +244,16 @@ function fixedCountPartitioner(expected: number): ICustomPartitioner {
       return partition(args);
     };
   };
+}
+
+/**
+ * kafkajs stops a consumer for good (no restart) when a handler throws a RangeError, TypeError,
+ * ReferenceError or SyntaxError. A batch that failed is retried like any other failure (the sink
+ * sets aside what is the data's fault), so such errors travel as plain ones.
+ */
+function retriable(err: unknown): unknown {
+  const unrecoverable = ['RangeError', 'ReferenceError', 'SyntaxError', 'TypeError'];
+  return err instanceof Error && unrecoverable.includes(err.name)
+    ? new Error(err.message, { cause: err })
+    : err;
 }
