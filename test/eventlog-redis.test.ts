@@ -191,3 +191,41 @@ describe('redis streams: Redis restarts under a running consumer', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('redis streams: the lease fences writes', () => {
+  it('refuses a write once another consumer holds the lease, and hands it the batch', async () => {
+    const stream = `mlt:fence-${Date.now()}`;
+    const log = open(stream, 100_000, 60_000);
+    const redis = new Redis(REDIS_URL);
+    await log.publish([{ key: 'only', value: '' }]);
+    let release: (() => void) | undefined;
+    const outcomes: string[] = [];
+    const sub = await log.subscribe(
+      { group: 'g', consumer: 'first', maxBatchSize: 5, maxWaitMs: 10 },
+      async (_records, batch) => {
+        if (outcomes.length > 0) return; // the redelivery after the refusal: nothing more to check
+        await new Promise<void>((r) => {
+          release = r;
+        });
+        const verdict = await batch.writeGuard().then(
+          () => 'written',
+          (err: Error) => err.name,
+        );
+        outcomes.push(verdict);
+        if (verdict !== 'written') throw new Error('not written');
+      },
+    );
+    await eventually(async () => release !== undefined, 'the batch in hand');
+    // Another process took the lease while this one was busy (it had looked frozen to it).
+    await redis.set(`${stream}:g:active`, 'someone-else', 'PX', 60_000);
+    release?.();
+    await eventually(async () => outcomes.length > 0, 'the write attempt');
+    expect(outcomes).toEqual(['LeaseLostError']);
+    // The entry stays pending for whoever holds the lease: nothing was acknowledged.
+    expect(await log.lag('g')).toBe(1);
+    await redis.del(`${stream}:g:active`);
+    await eventually(async () => (await log.lag('g')) === 0, 'the batch once the lease is free again');
+    await sub.stop();
+    redis.disconnect();
+  });
+});

@@ -47,6 +47,7 @@ describe('meterline all', () => {
       redis: 'ok',
       eventLog: 'ok',
       sinkLag: 'ok',
+      sinkProgress: 'ok',
     });
 
     const post = await fetch(`${base}/api/v1/events`, {

@@ -87,6 +87,21 @@ export function eventLogContract(
       expect(await log.lag(group())).toBe(0);
     });
 
+    it('lets the consumer holding a batch write it: writeGuard resolves', async () => {
+      const log = await fresh();
+      await log.publish(messages(3));
+      const guarded: boolean[] = [];
+      const sub = await log.subscribe(options('writer'), async (records, batch) => {
+        const signal = await batch.writeGuard();
+        guarded.push(...records.map(() => signal?.aborted !== true));
+      });
+      subscriptions.push(sub);
+      await eventually(async () => guarded.length >= 3, 'every message written');
+      await sub.stop();
+      expect(guarded.every(Boolean)).toBe(true);
+      expect(await log.lag(group())).toBe(0);
+    });
+
     it('counts unacknowledged messages as lag until the sink takes them', async () => {
       const log = await fresh();
       await log.publish(messages(25));
