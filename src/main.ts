@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { bullConnection } from '../jobs/connection.ts';
@@ -14,6 +13,7 @@ import { createEventLog } from './eventlog/index.ts';
 import { createEventStore } from './events/store.ts';
 import { buildApp, buildOpsApp, closeGracefully } from './http/app.ts';
 import { createIngestService } from './ingest/service.ts';
+import { describeDbError, runKeysCommand } from './keys/cli.ts';
 import { createKeyService } from './keys/service.ts';
 import { createLogger } from './lib/logger.ts';
 import { applyMetersFile } from './meters/config-file.ts';
@@ -28,7 +28,9 @@ import { createSubjectStore } from './subjects/store.ts';
 const USAGE = `usage: meterline <command>
   api | sink | worker | all   run one role, or every role in one process
   migrate                     create or upgrade the ClickHouse and PostgreSQL schemas
-  keys create --namespace N [--description D]   print a new API key (shown once)`;
+  keys create --namespace N [--description D]   print a new API key (shown once)
+  keys list --namespace N     id, prefix, description, created and revoked time of each key
+  keys revoke <id>            revoke a key (or --id ID); every api process refuses it within 1 s`;
 
 type Role = 'api' | 'sink' | 'worker';
 
@@ -70,22 +72,20 @@ async function migrate(config: Config, logger: Logger) {
 }
 
 async function keys(config: Config, args: string[]) {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { namespace: { type: 'string' }, description: { type: 'string', default: '' } },
-  });
-  if (positionals[0] !== 'create' || !values.namespace) {
-    console.error(USAGE);
-    process.exitCode = 2;
-    return;
-  }
   const db = createDb(config.postgres.url);
   try {
-    const created = await createKeyService(db).create(values.namespace, values.description);
-    // The key itself goes to stdout alone so scripts can capture it; it is never shown again.
-    console.error(`API key for namespace ${created.namespace} (id ${created.id}); store it now:`);
-    console.log(created.key);
+    process.exitCode = await runKeysCommand(
+      db,
+      args,
+      { stdout: (line) => console.log(line), stderr: (line) => console.error(line) },
+      USAGE,
+    );
+  } catch (err) {
+    // One line an operator can act on (run migrate, check DATABASE_URL), not a stack trace.
+    console.error(
+      describeDbError(err, config.postgres.url) ?? `meterline keys: ${(err as Error).message ?? err}`,
+    );
+    process.exitCode = 1;
   } finally {
     await db.end();
   }
