@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { bullConnection } from '../jobs/connection.ts';
@@ -102,6 +103,27 @@ async function warnIfNotPersistent(redis: Redis, logger: Logger) {
   }
 }
 
+/** Listens on HOST:PORT; a port taken or refused is a configuration problem, told in one line. */
+async function listen(app: FastifyInstance, http: Config['http']) {
+  try {
+    await app.listen({ port: http.port, host: http.host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new ConfigError(
+        `port ${http.port} is already in use on ${http.host} (PORT); stop what holds it or choose another PORT`,
+      );
+    }
+    if (code === 'EACCES') {
+      throw new ConfigError(`port ${http.port} needs privileges this process lacks (PORT)`);
+    }
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+      throw new ConfigError(`${http.host} is not an address of this machine (HOST)`);
+    }
+    throw err;
+  }
+}
+
 /** Beyond this, shutdown gives up on a hung step and exits (Kubernetes waits 30 s by default). */
 const SHUTDOWN_DEADLINE_MS = 25_000;
 
@@ -120,56 +142,12 @@ async function serve(config: Config, logger: Logger, roles: Role[]) {
   const progress = createSinkProgress(redis, config.sink.consumerGroup);
   const stops: (() => Promise<void>)[] = [];
 
-  if (roles.includes('sink')) {
-    const sink = createSink(
-      { log, store, metrics, progress, logger: logger.child({ role: 'sink' }) },
-      {
-        group: config.sink.consumerGroup,
-        consumer: config.sink.consumerName,
-        batchSize: config.sink.batchSize,
-        batchWaitMs: config.sink.batchWaitMs,
-        insertMaxBytes: config.sink.insertMaxBytes,
-        splitAfterFailures: config.sink.splitAfterFailures,
-      },
-    );
-    const subscription = await sink.start();
-    subscription.done.catch((err) => {
-      logger.fatal({ err }, 'sink stopped on an error');
-      process.exit(1);
-    });
-    stops.push(async () => {
-      await sink.stop();
-      logger.info('sink drained its last batch');
-    });
-    logger.info({ transport: log.kind }, 'sink started');
-  }
-
   const meters = createMeterService({ db, ch }, { maxWindows: config.meters.maxWindows });
   const subjects = createSubjectStore(db);
   const stripe = createStripeService(
     { db, meters, subjects, logger: logger.child({ area: 'stripe' }) },
     config.stripe,
   );
-
-  if (roles.includes('worker')) {
-    const connection = bullConnection(config.redis.url);
-    const workerLogger = logger.child({ role: 'worker' });
-    const jobs = createJobs(connection, workerLogger);
-    await jobs.scheduleReconcile(config.stripe.reconcileEveryMinutes);
-    const worker = startWorker(
-      connection,
-      { 'stripe.reconcile': stripeReconcileProcessor(stripe) },
-      workerLogger,
-    );
-    stops.push(async () => {
-      await worker.close();
-      await jobs.close();
-    });
-    logger.info(
-      { everyMinutes: config.stripe.reconcileEveryMinutes },
-      'worker started; Stripe reconcile scheduled',
-    );
-  }
 
   // Every role serves /healthz, /readyz and /metrics on PORT; the api role adds the API.
   const lag = () => log.lag(config.sink.consumerGroup);
@@ -199,12 +177,58 @@ async function serve(config: Config, logger: Logger, roles: Role[]) {
         maxBodyBytes: config.ingest.maxBodyBytes,
       })
     : await buildOpsApp(ops);
-  await app.listen({ port: config.http.port, host: config.http.host });
+  // Listen before any role starts: a port in use then stops start-up before a sink joins its group
+  // or a worker schedules jobs, with one line instead of a half-started process.
+  await listen(app, config.http);
   // Stop accepting first, so the sink can drain what the api already acknowledged.
-  stops.unshift(async () => {
+  stops.push(async () => {
     await closeGracefully(app);
     logger.info('http server closed');
   });
+
+  if (roles.includes('sink')) {
+    const sink = createSink(
+      { log, store, metrics, progress, logger: logger.child({ role: 'sink' }) },
+      {
+        group: config.sink.consumerGroup,
+        consumer: config.sink.consumerName,
+        batchSize: config.sink.batchSize,
+        batchWaitMs: config.sink.batchWaitMs,
+        insertMaxBytes: config.sink.insertMaxBytes,
+        splitAfterFailures: config.sink.splitAfterFailures,
+      },
+    );
+    const subscription = await sink.start();
+    subscription.done.catch((err) => {
+      logger.fatal({ err }, 'sink stopped on an error');
+      process.exit(1);
+    });
+    stops.push(async () => {
+      await sink.stop();
+      logger.info('sink drained its last batch');
+    });
+    logger.info({ transport: log.kind }, 'sink started');
+  }
+
+  if (roles.includes('worker')) {
+    const connection = bullConnection(config.redis.url);
+    const workerLogger = logger.child({ role: 'worker' });
+    const jobs = createJobs(connection, workerLogger);
+    await jobs.scheduleReconcile(config.stripe.reconcileEveryMinutes);
+    const worker = startWorker(
+      connection,
+      { 'stripe.reconcile': stripeReconcileProcessor(stripe) },
+      workerLogger,
+    );
+    stops.push(async () => {
+      await worker.close();
+      await jobs.close();
+    });
+    logger.info(
+      { everyMinutes: config.stripe.reconcileEveryMinutes },
+      'worker started; Stripe reconcile scheduled',
+    );
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {
