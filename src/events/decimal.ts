@@ -1,8 +1,10 @@
 /**
- * The numeric policy, in one place. A JSON number reaches us as an IEEE double (JSON.parse); we take
- * the shortest decimal that round-trips it (the client's own literal whenever it had at most 15
- * significant digits), round it half-to-even to SCALE decimal places, and store it as ClickHouse
- * Decimal128(SCALE), where sums are exact. A result is turned into a JSON number once, at the end.
+ * The numeric policy, in one place. A JSON number is read from the client's own literal (ingest
+ * parses losslessly, src/events/json.ts), rounded half-to-even to SCALE decimal places, and stored
+ * as ClickHouse Decimal128(SCALE), where sums are exact. Its magnitude must stay under
+ * 10^MAX_INTEGER_DIGITS after rounding; ingest refuses a JSON number outside that range (a 400
+ * naming the field) rather than leave it out of a meter. A result is turned into a JSON number
+ * once, at the end.
  */
 export const SCALE = 9;
 
@@ -10,21 +12,26 @@ export const SCALE = 9;
  * Decimal128(38, 9) would hold 29 integer digits, but a sum must fit too: one value stays under
  * 10^18, so some 10^11 maximal values sum without overflow (ClickHouse wraps silently).
  */
-const MAX_INTEGER_DIGITS = 18;
+export const MAX_INTEGER_DIGITS = 18;
+
+/** The countable range in words, for messages: "|x| < 10^18". */
+export const COUNTABLE_RANGE = `|x| < 10^${MAX_INTEGER_DIGITS}`;
 
 const NUMBER = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i;
 
 /**
- * Plain decimal text (no exponent, at most SCALE fraction digits) for a finite number, or null when
- * its magnitude is 10^18 or more.
+ * Plain decimal text (no exponent, at most SCALE fraction digits) for a double computed in
+ * JavaScript, or null when its magnitude is 10^18 or more. A client's number goes through
+ * decimalFromText on its literal instead.
  */
 export function toDecimalText(value: number): string | null {
   return Number.isFinite(value) ? decimalFromText(String(value)) : null;
 }
 
 /**
- * The same for a number written as text ("1250", "-0.5", "1e3"): OpenMeter counts numeric strings
- * as numbers. Exact from the text itself, so long digit strings keep every digit up to the scale.
+ * The same for a number written as text: a JSON number's literal, or a numeric string ("1250",
+ * "-0.5", "1e3"), which OpenMeter counts as a number too. Exact from the text itself, so long digit
+ * strings keep every digit up to the scale; null outside COUNTABLE_RANGE or if not a number.
  */
 export function decimalFromText(text: string): string | null {
   const match = NUMBER.exec(text);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { childPath, DataKind, flattenData } from './event.ts';
+import { childPath, DataKind, decodeLogEvent, encodeLogEvent, flattenData, type LogEvent } from './event.ts';
+import { parseJson } from './json.ts';
 
 describe('flattenData', () => {
   it('lists every leaf with its JSONPath, text, kind and number', () => {
@@ -66,5 +67,60 @@ describe('flattenData', () => {
     expect(flat.kinds).toEqual([DataKind.numberOutOfRange]);
     expect(flat.values).toEqual(['1e+300']);
     expect(flat.decimals).toEqual(['0']);
+  });
+
+  it('keeps the literal of every number, and reads its decimal exactly from it', () => {
+    const data = parseJson(
+      '{"a":12345678901234567,"b":12345678901234568,"c":1.50,"d":999999999999999999,"e":1.0000000015}',
+    ) as Record<string, unknown>;
+    const flat = flattenData(data);
+    expect(flat.values).toEqual([
+      '12345678901234567',
+      '12345678901234568',
+      '1.50',
+      '999999999999999999',
+      '1.0000000015',
+    ]);
+    expect(flat.kinds).toEqual(Array(5).fill(DataKind.number));
+    expect(flat.decimals).toEqual([
+      '12345678901234567',
+      '12345678901234568',
+      '1.5',
+      '999999999999999999',
+      '1.000000002',
+    ]);
+  });
+});
+
+describe('log event encoding', () => {
+  it('round-trips numbers in data as the client wrote them', () => {
+    const data = parseJson('{"id":12345678901234567891,"n":[1.50,-0,1e3,7],"s":"1.50"}') as Record<
+      string,
+      unknown
+    >;
+    const event: LogEvent = {
+      namespace: 'acme',
+      id: 'e1',
+      source: 's',
+      type: 't',
+      subject: 'c',
+      time: 1_700_000_000_000,
+      datacontenttype: null,
+      dataschema: null,
+      data,
+      ingestedAt: 1_700_000_000_001,
+    };
+    const encoded = encodeLogEvent(event);
+    expect(encoded).toContain('"data":{"id":12345678901234567891,"n":[1.50,-0,1e3,7],"s":"1.50"}');
+    const decoded = decodeLogEvent(encoded);
+    expect(encodeLogEvent(decoded)).toBe(encoded);
+    expect(flattenData(decoded.data).values).toEqual([
+      '12345678901234567891',
+      '1.50',
+      '-0',
+      '1e3',
+      '7',
+      '1.50',
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { decimalFromText, toDecimalText } from './decimal.ts';
+import { decimalFromText } from './decimal.ts';
+import { isLosslessNumber, numberText, parseJson, stringifyJson } from './json.ts';
 
 /**
  * An accepted event as it travels through the event log: validated, namespaced, its time fixed
@@ -25,15 +26,19 @@ export function eventKey(event: Pick<LogEvent, 'namespace' | 'source' | 'id'>): 
   return JSON.stringify([event.namespace, event.source, event.id]);
 }
 
+/** JSON text of an event; numbers in `data` keep their source text (src/events/json.ts). */
 export function encodeLogEvent(event: LogEvent): string {
-  return JSON.stringify(event);
+  return stringifyJson(event);
 }
 
 export function decodeLogEvent(raw: string): LogEvent {
-  return LogEvent.parse(JSON.parse(raw));
+  return LogEvent.parse(parseJson(raw));
 }
 
-/** What a flattened leaf holds; a number too large for Decimal128(38, 9) is kept as text only. */
+/**
+ * What a flattened leaf holds. numberOutOfRange (kept as text only) comes only from events logged
+ * before ingest refused JSON numbers outside the countable range.
+ */
 export const DataKind = {
   null: 0,
   boolean: 1,
@@ -59,6 +64,21 @@ export function childPath(parent: string, key: string | number): string {
 }
 
 /**
+ * The UTF-8 bytes childPath adds to its parent's path, without building the path: ingest sums
+ * these over all leaves to bound what flattenData would produce (every leaf repeats its ancestors).
+ */
+export function childPathBytes(key: string | number): number {
+  if (typeof key === 'number') return String(key).length + 2;
+  if (PLAIN_KEY.test(key)) return key.length + 1;
+  let escapes = 0;
+  for (let i = 0; i < key.length; i += 1) {
+    const c = key.charCodeAt(i);
+    if (c === 92 || c === 39) escapes += 1;
+  }
+  return Buffer.byteLength(key) + escapes + 4;
+}
+
+/**
  * Flattens `data` once, at sink time, into parallel arrays of leaf paths and values so that
  * queries read a value by path with `indexOf` instead of parsing JSON per row (ClickHouse 18.16
  * has no JSON functions for nested values).
@@ -68,10 +88,12 @@ export function flattenData(data: Record<string, unknown> | null): FlatData {
   const visit = (value: unknown, path: string) => {
     if (value === null || value === undefined) {
       push(path, '', DataKind.null, '0');
-    } else if (typeof value === 'number') {
-      const decimal = toDecimalText(value);
-      if (decimal === null) push(path, String(value), DataKind.numberOutOfRange, '0');
-      else push(path, String(value), DataKind.number, decimal);
+    } else if (typeof value === 'number' || isLosslessNumber(value)) {
+      // The client's literal, for group-by and unique counts; its exact decimal, for meter values.
+      const text = numberText(value) ?? '';
+      const decimal = decimalFromText(text);
+      if (decimal === null) push(path, text, DataKind.numberOutOfRange, '0');
+      else push(path, text, DataKind.number, decimal);
     } else if (typeof value === 'boolean') {
       push(path, String(value), DataKind.boolean, '0');
     } else if (typeof value === 'string') {

@@ -1,7 +1,8 @@
-import type { FastifyInstance } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { FastifyInstance, FastifySerializerCompiler } from 'fastify';
+import { ResponseSerializationError, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { MeterService } from '../meters/service.ts';
+import { stringifyJson } from './json.ts';
 import type { EventStore, StoredEvent } from './store.ts';
 
 const DEFAULT_WINDOW_MS = 72 * 3600 * 1000; // OpenMeter lists the last 72 hours by default
@@ -45,6 +46,18 @@ const DeadLetterItem = z.object({
   receivedAt: z.string(),
 });
 
+/**
+ * The zod type provider's serializer, but writing each number of `data` as the literal the client
+ * sent (JSON.stringify would write a LosslessNumber as an object).
+ */
+const losslessSerializer: FastifySerializerCompiler<unknown> =
+  ({ schema, method, url }) =>
+  (data) => {
+    const result = z.safeEncode(schema as z.ZodType, data);
+    if (!result.success) throw new ResponseSerializationError(method, url, { cause: result.error });
+    return stringifyJson(result.data);
+  };
+
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export function toApiEvent(stored: StoredEvent, validationError?: string): z.infer<typeof IngestedEvent> {
@@ -79,6 +92,7 @@ export function eventRoutes(store: EventStore, meters: Pick<MeterService, 'valid
           querystring: ListEventsQuery,
           response: { 200: z.array(IngestedEvent) },
         },
+        serializerCompiler: losslessSerializer,
       },
       async (request) => {
         const q = request.query;

@@ -1,6 +1,7 @@
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { dateTimeSeconds, identifier, join, quoteString, type Sql, sql } from '../clickhouse/sql.ts';
 import { flattenData, type LogEvent } from './event.ts';
+import { parseJson, stringifyJson } from './json.ts';
 
 /** ClickHouse access for stored events and dead letters: the source of truth for usage. */
 export type EventStore = ReturnType<typeof createEventStore>;
@@ -37,7 +38,7 @@ type EventRow = {
 /**
  * One JSONEachRow line for the events table. Written by hand because `data_decimals` must reach
  * ClickHouse as bare decimal literals (exact text, more digits than a double), which no JSON
- * encoder emits; the texts come from toDecimalText and hold only digits, '.' and '-'.
+ * encoder emits; the texts come from decimalFromText and hold only digits, '.' and '-'.
  */
 export function toEventRow(event: LogEvent, storedAt: number): string {
   const flat = flattenData(event.data);
@@ -53,7 +54,7 @@ export function toEventRow(event: LogEvent, storedAt: number): string {
     stored_at_ms: storedAt,
     datacontenttype: event.datacontenttype ?? '',
     dataschema: event.dataschema ?? '',
-    data: event.data === null ? '' : JSON.stringify(event.data),
+    data: event.data === null ? '' : stringifyJson(event.data),
     data_paths: flat.paths,
     data_values: flat.values,
     data_kinds: flat.kinds,
@@ -140,7 +141,7 @@ function fromDbEvent(namespace: string, row: EventRow): StoredEvent {
     time: Number(row.time_ms),
     datacontenttype: row.datacontenttype || null,
     dataschema: row.dataschema || null,
-    data: row.data ? JSON.parse(row.data) : null,
+    data: row.data ? (parseJson(row.data) as Record<string, unknown>) : null,
     ingestedAt: Number(row.ingested_at_ms),
     storedAt: Number(row.stored_at_ms),
   };

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { parseJson } from '../events/json.ts';
 import { AppError } from '../lib/errors.ts';
 import { IngestEventsBody } from './cloud-event.ts';
 import type { IngestService, IngestShape } from './service.ts';
@@ -30,8 +31,12 @@ function parseBody(request: FastifyRequest, body: Buffer): unknown {
     throw new AppError('ML_ERR_HTTP_BAD_REQUEST', 'the body is not valid UTF-8');
   }
   try {
-    return JSON.parse(text);
+    // Every number keeps its source text: 12345678901234567 must not turn into ...568.
+    return parseJson(text);
   } catch (err) {
+    if (err instanceof RangeError) {
+      throw new AppError('ML_ERR_HTTP_BAD_REQUEST', 'the body is nested too deeply to read');
+    }
     throw new AppError('ML_ERR_HTTP_BAD_REQUEST', `the body is not valid JSON: ${(err as Error).message}`);
   }
 }
