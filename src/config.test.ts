@@ -44,6 +44,24 @@ describe('configuration', () => {
     );
   });
 
+  it('reads the ingest limits, and refuses an event limit above the body limit', () => {
+    expect(loadConfig({}).ingest).toMatchObject({
+      maxEventBytes: 2 * 1024 * 1024,
+      maxDataDepth: 32,
+      maxDataLeaves: 10_000,
+    });
+    const config = loadConfig({
+      INGEST_MAX_EVENT_BYTES: '1000',
+      INGEST_MAX_DATA_DEPTH: '8',
+      INGEST_MAX_DATA_LEAVES: '50',
+    });
+    expect(config.ingest).toMatchObject({ maxEventBytes: 1000, maxDataDepth: 8, maxDataLeaves: 50 });
+    expect(() => loadConfig({ INGEST_MAX_BODY_BYTES: '1048576' })).toThrow(
+      /INGEST_MAX_EVENT_BYTES: must not exceed INGEST_MAX_BODY_BYTES \(1048576\)/,
+    );
+    expect(() => loadConfig({ INGEST_MAX_DATA_DEPTH: '0' })).toThrow(/INGEST_MAX_DATA_DEPTH/);
+  });
+
   it('refuses an unknown event log transport', () => {
     expect(() => loadConfig({ EVENT_LOG: 'rabbitmq' })).toThrow(/EVENT_LOG/);
   });

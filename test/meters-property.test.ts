@@ -3,8 +3,8 @@
  *
  * Float policy. A value is an exact decimal with 9 decimal places (ClickHouse Decimal128(38, 9)): a
  * JSON number is taken as the shortest decimal that round-trips its double (String(x)), a numeric
- * string as its own digits, either rounded half-to-even to 9 places; a magnitude of 1e29 or more is
- * not a number. Sums, extremes and the latest value are exact; the result is rounded to a double
+ * string as its own digits, either rounded half-to-even to 9 places; a numeric string of magnitude
+ * 10^18 or more is not a number (a JSON number that large is refused at ingest: test/numbers.test.ts). Sums, extremes and the latest value are exact; the result is rounded to a double
  * once, at the end (AVG: the exact sum rounded once, then divided by the count). So every answer
  * must be the identical double, compared with toEqual.
  *
@@ -101,15 +101,15 @@ const valueArb: fc.Arbitrary<Value> = fc.oneof(
     weight: 3,
   },
   {
-    // Huge, out of range (left out), tiny (rounds to 0), odd but numeric texts, and non-numbers.
+    // Huge numeric strings (left out), tiny (rounds to 0), odd but numeric texts, and non-numbers.
     arbitrary: fc
       .constantFrom<unknown>(
-        1e25,
-        -3.5e24,
-        1.2345678901234567e27,
-        9.99e28,
-        1e29,
-        -1e30,
+        '1e25',
+        '-3.5e24',
+        '1000000000000000000',
+        '999999999999999999.9999999999',
+        '999999999999999999',
+        '-1e30',
         1e-10,
         5e-10,
         0.1,

@@ -5,35 +5,22 @@ import { encodeLogEvent, eventKey, type LogEvent } from '../events/event.ts';
 import { AppError, type FieldProblem } from '../lib/errors.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { CloudEvent, parseRfc3339 } from './cloud-event.ts';
+import { type DataLimits, dataProblem } from './data-check.ts';
 
 export type IngestService = ReturnType<typeof createIngestService>;
 
 type Deps = { log: EventLog; metrics: Metrics; now?: () => number };
-type Options = { maxBatchEvents: number; maxFutureSkewSeconds: number };
+type Options = {
+  maxBatchEvents: number;
+  maxFutureSkewSeconds: number;
+  /** UTF-8 bytes of one encoded log event; also bounds the total of its flattened paths. */
+  maxEventBytes: number;
+  maxDataDepth: number;
+  maxDataLeaves: number;
+};
 
 /** Where the events of a request came from: one event, or a batch (an array). */
 export type IngestShape = 'single' | 'batch' | 'either';
-
-const MAX_DATA_DEPTH = 32;
-
-/**
- * What cannot be stored in `data`: nesting deeper than MAX_DATA_DEPTH, a "__proto__" key, or a
- * string (key or value) with an unpaired surrogate, which JSON's \u escapes allow but UTF-8
- * storage cannot hold.
- */
-function dataProblem(value: unknown, level = 0): string | null {
-  if (typeof value === 'string')
-    return value.isWellFormed() ? null : 'data holds an unpaired UTF-16 surrogate';
-  if (value === null || typeof value !== 'object') return null;
-  if (level >= MAX_DATA_DEPTH) return `data is nested deeper than ${MAX_DATA_DEPTH} levels`;
-  for (const [key, child] of Object.entries(value)) {
-    // JSON allows it, but JavaScript objects treat it as the prototype: it would vanish on the way.
-    if (key === '__proto__') return 'data holds a "__proto__" key, which cannot be stored';
-    const problem = dataProblem(key) ?? dataProblem(child, level + 1);
-    if (problem) return problem;
-  }
-  return null;
-}
 
 function fieldOf(issue: z.core.$ZodIssue): string {
   return issue.path.length === 0 ? '(event)' : issue.path.map(String).join('.');
@@ -45,6 +32,14 @@ function fieldOf(issue: z.core.$ZodIssue): string {
  * acknowledged every event.
  */
 export function createIngestService({ log, metrics, now = Date.now }: Deps, options: Options) {
+  // What the sink could never store is refused here, at the door (issue 8): a row is bounded by
+  // the encoded event plus its flattened paths, both at most maxEventBytes.
+  const dataLimits: DataLimits = {
+    maxDepth: options.maxDataDepth,
+    maxLeaves: options.maxDataLeaves,
+    maxPathBytes: options.maxEventBytes,
+  };
+
   function reject(reason: string, error: AppError): never {
     metrics.eventsRejected.inc({ reason });
     throw error;
@@ -117,9 +112,9 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
         }
         time = ms;
       }
-      const badData = event.data ? dataProblem(event.data) : null;
+      const badData = event.data ? dataProblem(event.data, dataLimits) : null;
       if (badData) {
-        problems.push({ index, field: 'data', message: badData });
+        problems.push({ index, ...badData });
         return;
       }
       const logEvent: LogEvent = {
@@ -147,8 +142,18 @@ export function createIngestService({ log, metrics, now = Date.now }: Deps, opti
         }
         return;
       }
+      const value = encodeLogEvent(logEvent);
+      const bytes = Buffer.byteLength(value);
+      if (bytes > options.maxEventBytes) {
+        problems.push({
+          index,
+          field: '(event)',
+          message: `the event takes ${bytes} bytes encoded; the limit is ${options.maxEventBytes}`,
+        });
+        return;
+      }
       seen.set(key, { index: i, event });
-      messages.push({ key, value: encodeLogEvent(logEvent) });
+      messages.push({ key, value });
     });
 
     if (problems.length > 0) {
