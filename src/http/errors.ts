@@ -34,7 +34,7 @@ export function problemHandler(error: FastifyError | Error, request: FastifyRequ
   const problem = toAppError(error);
   if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
   else request.log.info({ code: problem.code, detail: problem.message }, 'request rejected');
-  if (problem.retryable && problem.status === 503) reply.header('retry-after', '1');
+  if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds));
   const body = {
     type: 'about:blank',
     title: problem.title,

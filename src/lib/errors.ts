@@ -15,11 +15,20 @@ export const ERRORS = {
   ML_ERR_STRIPE_KEY_REJECTED: { status: 400, title: 'Stripe key rejected', retryable: false },
   ML_ERR_STRIPE_PERMISSIONS: { status: 400, title: 'Stripe key lacks permissions', retryable: false },
   ML_ERR_STRIPE_SIGNATURE: { status: 400, title: 'Invalid webhook signature', retryable: false },
-  ML_ERR_STRIPE_UNAVAILABLE: { status: 502, title: 'Stripe unavailable', retryable: true },
+  // stripe-node has already retried twice by then: give Stripe a few seconds before the next try.
+  ML_ERR_STRIPE_UNAVAILABLE: {
+    status: 502,
+    title: 'Stripe unavailable',
+    retryable: true,
+    retryAfterSeconds: 5,
+  },
   ML_ERR_EVENTLOG_FULL: { status: 503, title: 'Event log full', retryable: true },
   ML_ERR_EVENTLOG_UNAVAILABLE: { status: 503, title: 'Event log unavailable', retryable: true },
   ML_ERR_INTERNAL: { status: 500, title: 'Internal Server Error', retryable: true },
-} as const satisfies Record<string, { status: number; title: string; retryable: boolean }>;
+} as const satisfies Record<
+  string,
+  { status: number; title: string; retryable: boolean; retryAfterSeconds?: number }
+>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
@@ -27,6 +36,8 @@ export class AppError extends Error {
   readonly status: number;
   readonly title: string;
   readonly retryable: boolean;
+  /** The Retry-After the answer carries, for a failure retrying can fix. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     readonly code: ErrorCode,
@@ -41,6 +52,12 @@ export class AppError extends Error {
     this.status = entry.status;
     this.title = entry.title;
     this.retryable = entry.retryable;
+    this.retryAfterSeconds =
+      'retryAfterSeconds' in entry
+        ? entry.retryAfterSeconds
+        : entry.retryable && entry.status === 503
+          ? 1
+          : undefined;
   }
 }
 

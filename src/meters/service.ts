@@ -180,6 +180,30 @@ export function createMeterService(deps: { db: Db; ch: ClickHouse }, options: { 
     };
   }
 
+  // Zones this ClickHouse loaded or refused, by canonical name (ICU's names: a bounded set).
+  const clickHouseZones = new Map<string, boolean>();
+
+  /**
+   * ICU and ClickHouse's tzdata disagree on a few names (18.16 cannot load SystemV/AST4, which
+   * ICU accepts): ask ClickHouse once per zone, so such a zone is a 400 naming windowTimeZone and
+   * not a failed query. A failure other than "cannot load" (ClickHouse down) is not remembered.
+   */
+  async function requireClickHouseZone(timeZone: string): Promise<void> {
+    if (timeZone === 'UTC') return;
+    let loads = clickHouseZones.get(timeZone);
+    if (loads === undefined) {
+      try {
+        await deps.ch.query(sql`SELECT toStartOfDay(now(), ${timeZone}) AS d`);
+        loads = true;
+      } catch (err) {
+        if (!/Cannot load time zone/i.test((err as Error).message ?? '')) throw err;
+        loads = false;
+      }
+      clickHouseZones.set(timeZone, loads);
+    }
+    if (!loads) badParameter('windowTimeZone', `time zone ${timeZone} is not available in ClickHouse`);
+  }
+
   async function firstEventTime(meter: Meter): Promise<number | undefined> {
     const db = identifier(deps.ch.database);
     const [row] = await deps.ch.query<{ t: string; n: string }>(
@@ -218,6 +242,7 @@ export function createMeterService(deps: { db: Db; ch: ClickHouse }, options: { 
     async query(namespace: string, idOrSlug: string, input: UsageQueryInput): Promise<UsageResult> {
       const meter = await get(namespace, idOrSlug);
       const query = validateQuery(meter, input);
+      await requireClickHouseZone(query.timeZone);
       if (query.windowSize) {
         const start = query.from ?? (await firstEventTime(meter)) ?? Date.now();
         const windows = Math.ceil(((query.to ?? Date.now()) - start) / WINDOW_MS[query.windowSize]);

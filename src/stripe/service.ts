@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import Stripe from 'stripe';
 import type { Db } from '../db/client.ts';
@@ -25,6 +26,9 @@ export type StripeOptions = {
   /** Stripe's time as this process sees it (tests pass the Stripe fake's clock). */
   clock?: () => Date;
 };
+
+/** Verifies deliveries to namespaces without a secret: random per process, so nothing can match it. */
+const UNKNOWN_NAMESPACE_SECRET = `whsec_${randomBytes(24).toString('base64url')}`;
 
 /** Stripe's webhook signature tolerance: older signed payloads are replays. */
 export const WEBHOOK_TOLERANCE_SECONDS = 300;
@@ -59,7 +63,7 @@ function asUpstreamError(err: unknown): unknown {
   ) {
     return new AppError(
       'ML_ERR_STRIPE_UNAVAILABLE',
-      `Stripe did not answer: ${err.message}`,
+      `Stripe did not answer (${err.message}); nothing was changed, retry in a few seconds`,
       {},
       { cause: err },
     );
@@ -158,7 +162,11 @@ export function createStripeService(
 
   async function sync(namespace: string) {
     const stripe = await clientFor(namespace);
-    await reconcileMirror(stripe, store, namespace, clock);
+    try {
+      await reconcileMirror(stripe, store, namespace, clock);
+    } catch (err) {
+      throw asUpstreamError(err);
+    }
     const problems = (await mapping(namespace)).problems;
     await store.recordSync(namespace, problems);
     return problems;
@@ -369,20 +377,25 @@ export function createStripeService(
       await store.deleteConnection(namespace);
     },
 
-    /** Verifies a webhook delivery (signature over the raw body, 300 s tolerance) and applies it once. */
+    /**
+     * Verifies a webhook delivery (signature over the raw body, 300 s tolerance) and applies it once.
+     * A namespace without a webhook secret is answered exactly like a bad signature, after the same
+     * HMAC work against a throwaway secret, so strangers cannot learn which namespaces exist.
+     */
     async receiveWebhook(namespace: string, rawBody: Buffer, signature: string | undefined) {
+      const secrets = requireBox();
       const row = await store.getConnection(namespace);
-      if (!row?.webhook_secret_encrypted)
-        throw new AppError('ML_ERR_HTTP_NOT_FOUND', 'no Stripe connection for this namespace');
-      const secret = requireBox().open(row.webhook_secret_encrypted, namespace);
+      const secret = row?.webhook_secret_encrypted
+        ? secrets.open(row.webhook_secret_encrypted, namespace)
+        : UNKNOWN_NAMESPACE_SECRET;
       let event: Stripe.Event;
       try {
         event = Stripe.webhooks.constructEvent(rawBody, signature ?? '', secret, WEBHOOK_TOLERANCE_SECONDS);
+        if (!row?.webhook_secret_encrypted) throw new Error('no webhook secret for this namespace');
       } catch (err) {
-        throw new AppError(
-          'ML_ERR_STRIPE_SIGNATURE',
-          `webhook signature rejected: ${(err as Error).message}`,
-        );
+        // Why it failed is for our log only: the answer must not differ between the cases.
+        deps.logger.info({ namespace, reason: (err as Error).message }, 'Stripe webhook refused');
+        throw new AppError('ML_ERR_STRIPE_SIGNATURE', 'webhook signature rejected');
       }
       const stripe = createStripeClient(requireBox().open(row.api_key_encrypted, namespace), options.apiBase);
       const outcome = await applyStripeEvent(stripe, store, namespace, event, deps.logger);
