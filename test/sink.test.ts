@@ -296,7 +296,9 @@ describe('sink: batches of large events', () => {
     );
     expect(Number(row?.rows)).toBe(10_000); // physically once, not merely collapsed by FINAL
     expect(Number(row?.longest)).toBeGreaterThan(60_000);
-    expect(await ctx.env.store.listDeadLetters('acme', 10)).toEqual([]);
+    // Earlier tests in this file set some of acme's events aside on purpose; none of these.
+    const letters = await ctx.env.store.listDeadLetters('acme', 100);
+    expect(letters.filter((l) => l.payload.includes('"prompt-'))).toEqual([]);
     expect((await bigBatches()) - bigBefore).toBeGreaterThanOrEqual(1);
   });
 });
